@@ -1,0 +1,10 @@
+"""solo_d2: SOLO, Decoupled SOLO and SOLOv2 as a Detectron2 project.
+
+Importing this package registers the ``SOLO`` meta-architecture, the SOLO heads and the
+built-in datasets with Detectron2's registries.
+"""
+from .config import add_solo_config
+from .modeling import SOLO, SOLO_HEAD_REGISTRY
+
+__all__ = ["add_solo_config", "SOLO", "SOLO_HEAD_REGISTRY"]
+__version__ = "0.1.0"

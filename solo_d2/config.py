@@ -1,0 +1,90 @@
+"""Config keys of solo_d2: ``add_solo_config(cfg)`` adds every ``MODEL.SOLO.*`` default.
+
+Defaults are those of mmdet 3.3.0's ``solo_r50_fpn_1x_coco`` (SOLOHead); the yaml files under
+``configs/`` override them per published model.
+"""
+from detectron2.config import CfgNode as CN
+
+
+def add_solo_config(cfg: CN) -> None:
+    """Add the SOLO-family keys to a Detectron2 config, in place. Safe to call twice."""
+    if hasattr(cfg.MODEL, "SOLO"):
+        return
+    _C = cfg
+    _C.MODEL.SOLO = CN()
+    # Registered name of the head: SOLOHead, DecoupledSOLOHead, DecoupledSOLOLightHead, SOLOV2Head.
+    _C.MODEL.SOLO.HEAD_NAME = "SOLOHead"
+    # Number of foreground classes (no background class).
+    _C.MODEL.SOLO.NUM_CLASSES = 80
+    # Backbone features the head reads, finest first; one per grid level.
+    _C.MODEL.SOLO.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+    # Channels of the hidden convolutions of every branch.
+    _C.MODEL.SOLO.FEAT_CHANNELS = 256
+    # Number of stacked 3x3 conv + norm + ReLU layers in each branch.
+    _C.MODEL.SOLO.STACKED_CONVS = 7
+    # Nominal stride of each level, used for target placement and the small-mask filter (mmdet "strides").
+    _C.MODEL.SOLO.STRIDES = [8, 8, 16, 32, 32]
+    # sqrt(box area) range [lo, hi] (inclusive) of the instances each level is responsible for.
+    _C.MODEL.SOLO.SCALE_RANGES = [[1, 96], [48, 192], [96, 384], [192, 768], [384, 2048]]
+    # Half-size of the positive centre region, as a fraction of half the box size.
+    _C.MODEL.SOLO.POS_SCALE = 0.2
+    # Grid size S of each level: S*S location cells.
+    _C.MODEL.SOLO.NUM_GRIDS = [40, 36, 24, 16, 12]
+    # Index of the category conv before which features are resized to S x S.
+    _C.MODEL.SOLO.CLS_DOWN_INDEX = 0
+    # Norm of the stacked convs ("GN" = 32-group GroupNorm, as mmdet; "" for none).
+    _C.MODEL.SOLO.NORM = "GN"
+    # Deformable convs in the head: "" (none), "DCN" (v1) or "DCNv2" (modulated); torchvision's op.
+    # DecoupledSOLOLightHead uses it in the last stacked conv; SOLOV2Head as DCN_APPLY_TO_ALL_CONV says.
+    _C.MODEL.SOLO.DCN_TYPE = ""
+    # SOLOV2Head: deformable convs in every stacked conv (True) or only in the last one (False).
+    _C.MODEL.SOLO.DCN_APPLY_TO_ALL_CONV = True
+    # Reference semantics train a cell whose instance mask vanishes when downscaled to the
+    # level's mask resolution (all-zero dice target); True drops such instances on that level.
+    _C.MODEL.SOLO.DROP_VANISHED_TARGETS = True
+    # Prior probability used to initialise the category and mask-projection biases.
+    _C.MODEL.SOLO.PRIOR_PROB = 0.01
+
+    # SOLOv2 only: the unified mask-feature branch (mmdet MaskFeatModule).
+    _C.MODEL.SOLO.MASK_FEAT = CN()
+    # Hidden channels of the mask-feature branch.
+    _C.MODEL.SOLO.MASK_FEAT.FEAT_CHANNELS = 128
+    # First and last input level (index into IN_FEATURES) fused into the mask features.
+    _C.MODEL.SOLO.MASK_FEAT.START_LEVEL = 0
+    _C.MODEL.SOLO.MASK_FEAT.END_LEVEL = 3
+    # Channels of the unified mask features (= dynamic kernel length for a 1x1 kernel).
+    _C.MODEL.SOLO.MASK_FEAT.OUT_CHANNELS = 256
+    # Stride of the unified mask features w.r.t. the input image.
+    _C.MODEL.SOLO.MASK_FEAT.MASK_STRIDE = 4
+    # Deformable convs in the mask-feature branch: "", "DCN" or "DCNv2".
+    _C.MODEL.SOLO.MASK_FEAT.DCN_TYPE = ""
+    # SOLOv2 only: spatial size of the dynamic kernels.
+    _C.MODEL.SOLO.DYNAMIC_CONV_SIZE = 1
+
+    _C.MODEL.SOLO.LOSS = CN()
+    # Weight of the dice loss on positive cells' masks.
+    _C.MODEL.SOLO.LOSS.DICE_WEIGHT = 3.0
+    # Focal loss alpha, gamma and weight for the category branch.
+    _C.MODEL.SOLO.LOSS.FOCAL_ALPHA = 0.25
+    _C.MODEL.SOLO.LOSS.FOCAL_GAMMA = 2.0
+    _C.MODEL.SOLO.LOSS.FOCAL_WEIGHT = 1.0
+
+    _C.MODEL.SOLO.TEST = CN()
+    # Keep at most this many candidates (by score) before Matrix NMS.
+    _C.MODEL.SOLO.TEST.NMS_PRE = 500
+    # Category score a cell needs to become a candidate.
+    _C.MODEL.SOLO.TEST.SCORE_THRESH = 0.1
+    # Probability threshold that binarises masks.
+    _C.MODEL.SOLO.TEST.MASK_THRESH = 0.5
+    # Score a mask must keep after Matrix NMS decay.
+    _C.MODEL.SOLO.TEST.FILTER_THRESH = 0.05
+    # Matrix NMS decay kernel: "gaussian" or "linear".
+    _C.MODEL.SOLO.TEST.KERNEL = "gaussian"
+    # Sigma of the gaussian kernel.
+    _C.MODEL.SOLO.TEST.SIGMA = 2.0
+    # Instances kept per image.
+    _C.MODEL.SOLO.TEST.MAX_PER_IMG = 100
+
+    # Resize with OpenCV's bilinear (as mmdet/mmcv do) instead of PIL's; needed for pixel
+    # parity with mmdet-trained checkpoints. Applies to ResizeShortestEdge in the SOLO mapper.
+    _C.INPUT.RESIZE_BACKEND = "pil"

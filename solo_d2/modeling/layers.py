@@ -1,0 +1,123 @@
+"""Small building blocks shared by the SOLO-family heads."""
+from typing import Callable, List, Optional
+
+import torch
+from detectron2.layers import Conv2d, get_norm
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchvision.ops import deform_conv2d
+
+__all__ = ["coord_features", "DeformConv", "conv_norm_relu", "conv_tower"]
+
+
+def coord_features(x: Tensor) -> Tensor:
+    """CoordConv channels for a feature map.
+
+    Args:
+        x: (N, C, H, W) features; only its shape, dtype and device are used.
+    Returns:
+        (N, 2, H, W): channel 0 is x in [-1, 1] along W, channel 1 is y in [-1, 1] along H.
+    """
+    n, _, h, w = x.shape
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy]).expand(n, 2, h, w)
+
+
+class DeformConv(nn.Module):
+    """3x3 deformable convolution with its own offset predictor (torchvision's op, CPU and GPU).
+
+    ``modulated=False`` is DCNv1 (mmcv ``DCN``), ``True`` is DCNv2 (mmcv ``DCNv2``): the offset
+    conv then also predicts a sigmoid mask. Parameter names follow mmcv's ``*Pack`` modules
+    (``weight``, ``bias``, ``conv_offset.*``) so converted checkpoints load as they are.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        modulated: bool,
+        bias: bool,
+        norm: Optional[nn.Module] = None,
+        activation: Optional[Callable[[Tensor], Tensor]] = None,
+    ) -> None:
+        super().__init__()
+        self.modulated = modulated
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.conv_offset = nn.Conv2d(in_channels, (3 if modulated else 2) * 9, 3, padding=1)
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+        nn.init.normal_(self.weight, std=0.01)
+        self.norm = norm
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv_offset(x)
+        mask = None
+        if self.modulated:
+            o1, o2, m = torch.chunk(out, 3, dim=1)
+            offset = torch.cat([o1, o2], dim=1)
+            mask = m.sigmoid()
+        else:
+            offset = out
+        x = deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=mask)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+def conv_norm_relu(
+    in_channels: int, out_channels: int, norm: str, kernel_size: int = 3, dcn_type: str = ""
+) -> nn.Module:
+    """A conv (plain, ``DCN`` or ``DCNv2``) + norm + ReLU; bias only without a norm, as mmcv's
+    ConvModule."""
+    if dcn_type:
+        if kernel_size != 3:
+            raise ValueError(f"deformable convs here are 3x3, got kernel_size={kernel_size}")
+        if dcn_type not in ("DCN", "DCNv2"):
+            raise ValueError(f"Unknown DCN type {dcn_type!r}; expected '', 'DCN' or 'DCNv2'")
+        return DeformConv(
+            in_channels,
+            out_channels,
+            modulated=dcn_type == "DCNv2",
+            bias=not norm,
+            norm=get_norm(norm, out_channels),
+            activation=F.relu,
+        )
+    return Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        padding=kernel_size // 2,
+        bias=not norm,
+        norm=get_norm(norm, out_channels),
+        activation=F.relu,
+    )
+
+
+def conv_tower(
+    in_channels: int,
+    feat_channels: int,
+    num_convs: int,
+    norm: str,
+    dcn_type: str = "",
+    dcn_layers: Optional[List[int]] = None,
+) -> nn.Sequential:
+    """``num_convs`` stacked 3x3 conv + norm + ReLU; ``dcn_layers`` are deformable."""
+    dcn_layers = dcn_layers or []
+    return nn.Sequential(
+        *[
+            conv_norm_relu(
+                in_channels if i == 0 else feat_channels,
+                feat_channels,
+                norm,
+                dcn_type=dcn_type if i in dcn_layers else "",
+            )
+            for i in range(num_convs)
+        ]
+    )

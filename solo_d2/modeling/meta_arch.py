@@ -1,0 +1,288 @@
+"""SOLO meta-architecture: preprocess -> backbone -> head -> losses | inference."""
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.structures import BitMasks, ImageList, Instances, PolygonMasks
+from torch import Tensor, nn
+
+from .heads import build_solo_head
+from .losses import category_focal_loss, dice_loss
+from .postprocess import candidates_to_instances, point_nms, select_candidates
+from .targets import LevelTargets, assign_targets_single
+
+__all__ = ["SOLO"]
+
+
+def _check_dataset_classes(cfg) -> None:
+    """Fail early when a configured dataset's class count differs from MODEL.SOLO.NUM_CLASSES."""
+    for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
+        classes = MetadataCatalog.get(name).get("thing_classes")
+        if classes is not None and len(classes) != cfg.MODEL.SOLO.NUM_CLASSES:
+            raise ValueError(
+                f"Dataset {name!r} has {len(classes)} classes but MODEL.SOLO.NUM_CLASSES is "
+                f"{cfg.MODEL.SOLO.NUM_CLASSES}; set MODEL.SOLO.NUM_CLASSES {len(classes)}"
+            )
+
+
+@META_ARCH_REGISTRY.register()
+class SOLO(nn.Module):
+    """SOLO, Decoupled SOLO (and SOLOv2 through its head): instance segmentation by locations.
+
+    Inputs and outputs follow Detectron2's conventions: a list of dataset dicts with "image"
+    (C, H, W) and, in training, "instances" with gt_masks, gt_boxes and gt_classes; the output
+    is ``[{"instances": Instances(pred_masks, pred_boxes, scores, pred_classes)}]`` at each
+    image's "height" x "width".
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        head: nn.Module,
+        head_in_features: List[str],
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        num_classes: int,
+        strides: Sequence[int],
+        scale_ranges: Sequence[Sequence[float]],
+        pos_scale: float = 0.2,
+        drop_vanished_targets: bool = True,
+        dice_weight: float = 3.0,
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        focal_weight: float = 1.0,
+        test_nms_pre: int = 500,
+        test_score_thresh: float = 0.1,
+        test_mask_thresh: float = 0.5,
+        test_filter_thresh: float = 0.05,
+        test_kernel: str = "gaussian",
+        test_sigma: float = 2.0,
+        test_max_per_img: int = 100,
+    ):
+        super().__init__()
+        if not (len(strides) == len(scale_ranges) == head.num_levels == len(head_in_features)):
+            raise ValueError(
+                "MODEL.SOLO.STRIDES, SCALE_RANGES, NUM_GRIDS and IN_FEATURES need one entry per "
+                f"level; got {len(strides)}, {len(scale_ranges)}, {head.num_levels}, "
+                f"{len(head_in_features)}"
+            )
+        if test_kernel not in ("gaussian", "linear"):
+            raise ValueError(f"MODEL.SOLO.TEST.KERNEL must be gaussian or linear, got {test_kernel!r}")
+        self.backbone = backbone
+        self.head = head
+        self.head_in_features = list(head_in_features)
+        self.num_classes = num_classes
+        self.strides = list(strides)
+        self.scale_ranges = [tuple(r) for r in scale_ranges]
+        self.pos_scale = pos_scale
+        self.drop_vanished_targets = drop_vanished_targets
+        self.dice_weight = dice_weight
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.focal_weight = focal_weight
+        self.test_cfg = dict(
+            nms_pre=test_nms_pre,
+            max_per_img=test_max_per_img,
+            kernel=test_kernel,
+            sigma=test_sigma,
+            filter_thr=test_filter_thresh,
+            mask_thr=test_mask_thresh,
+        )
+        self.score_thresh = test_score_thresh
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg):
+        if not cfg.MODEL.MASK_ON:
+            raise ValueError("SOLO predicts masks and trains on them: set MODEL.MASK_ON True")
+        _check_dataset_classes(cfg)
+        backbone = build_backbone(cfg)
+        shapes = backbone.output_shape()
+        missing = [f for f in cfg.MODEL.SOLO.IN_FEATURES if f not in shapes]
+        if missing:
+            raise ValueError(
+                f"MODEL.SOLO.IN_FEATURES {missing} are not backbone outputs {sorted(shapes)}"
+            )
+        c = cfg.MODEL.SOLO
+        return {
+            "backbone": backbone,
+            "head": build_solo_head(cfg, [shapes[f] for f in c.IN_FEATURES]),
+            "head_in_features": c.IN_FEATURES,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "num_classes": c.NUM_CLASSES,
+            "strides": c.STRIDES,
+            "scale_ranges": c.SCALE_RANGES,
+            "pos_scale": c.POS_SCALE,
+            "drop_vanished_targets": c.DROP_VANISHED_TARGETS,
+            "dice_weight": c.LOSS.DICE_WEIGHT,
+            "focal_alpha": c.LOSS.FOCAL_ALPHA,
+            "focal_gamma": c.LOSS.FOCAL_GAMMA,
+            "focal_weight": c.LOSS.FOCAL_WEIGHT,
+            "test_nms_pre": c.TEST.NMS_PRE,
+            "test_score_thresh": c.TEST.SCORE_THRESH,
+            "test_mask_thresh": c.TEST.MASK_THRESH,
+            "test_filter_thresh": c.TEST.FILTER_THRESH,
+            "test_kernel": c.TEST.KERNEL,
+            "test_sigma": c.TEST.SIGMA,
+            "test_max_per_img": c.TEST.MAX_PER_IMG,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
+        """Normalise and pad the images into one (N, C, H, W) batch."""
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        return ImageList.from_tensors(
+            images,
+            self.backbone.size_divisibility,
+            padding_constraints=self.backbone.padding_constraints,
+        )
+
+    def forward(self, batched_inputs: List[Dict]):
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        cls_logits, mask_inputs = self.head([features[f] for f in self.head_in_features])
+        if self.training:
+            if not all("instances" in x for x in batched_inputs):
+                raise ValueError("SOLO training needs 'instances' in every input dict")
+            gt = [x["instances"].to(self.device) for x in batched_inputs]
+            return self.losses(cls_logits, mask_inputs, gt, images.tensor.shape[-2:])
+        output_sizes = [
+            (x.get("height", hw[0]), x.get("width", hw[1]))
+            for x, hw in zip(batched_inputs, images.image_sizes)
+        ]
+        results = self.inference(cls_logits, mask_inputs, images.image_sizes, output_sizes)
+        return [{"instances": r} for r in results]
+
+    # ------------------------------------------------------------------ training
+    def _padded_masks(self, inst: Instances, padded_hw: Tuple[int, int]) -> Tensor:
+        """gt masks of one image as (M, H, W) bool at the padded batch size."""
+        if not inst.has("gt_masks"):
+            raise ValueError(
+                "SOLO trains on instance masks but the inputs have no gt_masks: use annotations "
+                "with 'segmentation' and set MODEL.MASK_ON True (INPUT.MASK_FORMAT polygon or bitmask)"
+            )
+        m = inst.gt_masks
+        h, w = inst.image_size
+        if isinstance(m, PolygonMasks):
+            m = BitMasks.from_polygon_masks(m, h, w)
+        t = m.tensor if isinstance(m, BitMasks) else torch.as_tensor(m)
+        t = t.to(device=self.device, dtype=torch.bool)
+        out = torch.zeros((len(t), *padded_hw), dtype=torch.bool, device=self.device)
+        out[:, : t.shape[1], : t.shape[2]] = t
+        return out
+
+    def get_targets(self, gt: List[Instances], mask_sizes, padded_hw) -> List[List[LevelTargets]]:
+        """Per image, per level targets (see targets.assign_targets_single)."""
+        targets = []
+        for inst in gt:
+            classes = inst.gt_classes
+            if len(classes) and (classes.min() < 0 or classes.max() >= self.num_classes):
+                raise ValueError(
+                    f"gt_classes {classes.unique().tolist()} outside [0, {self.num_classes}); "
+                    "check MODEL.SOLO.NUM_CLASSES against the dataset"
+                )
+            targets.append(
+                assign_targets_single(
+                    inst.gt_boxes.tensor,
+                    classes,
+                    self._padded_masks(inst, padded_hw),
+                    mask_sizes=mask_sizes,
+                    num_grids=self.head.num_grids,
+                    strides=self.strides,
+                    scale_ranges=self.scale_ranges,
+                    pos_scale=self.pos_scale,
+                    num_classes=self.num_classes,
+                    drop_vanished=self.drop_vanished_targets,
+                )
+            )
+        return targets
+
+    def losses(
+        self, cls_logits: List[Tensor], mask_inputs: list, gt: List[Instances], padded_hw
+    ) -> Dict[str, Tensor]:
+        """Focal loss over all cells + dice loss over positive cells (only those are projected)."""
+        mask_sizes = [tuple(self.head.level_mask_size(mask_inputs, lvl)) for lvl in range(len(cls_logits))]
+        targets = self.get_targets(gt, mask_sizes, tuple(padded_hw))
+
+        dice_terms, labels_all = [], []
+        num_pos = 0
+        for lvl, logits in enumerate(cls_logits):
+            per_img = [t[lvl] for t in targets]
+            labels_all.append(torch.stack([t.labels for t in per_img]).flatten())
+            cells = torch.cat([t.pos_cells for t in per_img])
+            if len(cells) == 0:
+                continue
+            batch_idx = torch.cat(
+                [torch.full_like(t.pos_cells, i) for i, t in enumerate(per_img)]
+            )
+            probs = self.head.mask_probs(mask_inputs, lvl, batch_idx, cells)
+            dice_terms.append(dice_loss(probs, torch.cat([t.mask_targets for t in per_img])))
+            num_pos += len(cells)
+
+        # Lazy projection leaves levels without positives out of the graph; a zero-weight
+        # touch keeps every parameter in it (DistributedDataParallel requires that).
+        touch = sum(p.sum() for p in self.head.projection_parameters()) * 0.0
+        if num_pos > 0:
+            loss_mask = torch.cat(dice_terms).sum() / num_pos
+        else:
+            loss_mask = cls_logits[0].sum() * 0.0
+        flat_logits = torch.cat(
+            [x.permute(0, 2, 3, 1).reshape(-1, self.num_classes) for x in cls_logits]
+        )
+        loss_cls = category_focal_loss(
+            flat_logits,
+            torch.cat(labels_all),
+            self.num_classes,
+            self.focal_alpha,
+            self.focal_gamma,
+            normalizer=num_pos + 1,
+        )
+        return {
+            "loss_mask": loss_mask * self.dice_weight + touch,
+            "loss_cls": loss_cls * self.focal_weight,
+        }
+
+    # ----------------------------------------------------------------- inference
+    @torch.no_grad()
+    def inference(
+        self,
+        cls_logits: List[Tensor],
+        mask_inputs: list,
+        image_sizes: List[Tuple[int, int]],
+        output_sizes: List[Tuple[int, int]],
+    ) -> List[Instances]:
+        """Instances per image: masks at ``output_sizes``, cropped from ``image_sizes``.
+
+        Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask.
+        """
+        probs = [point_nms(x.sigmoid()) for x in cls_logits]
+        mask_size = tuple(self.head.level_mask_size(mask_inputs, 0))
+        results = []
+        for i, (image_size, output_size) in enumerate(zip(image_sizes, output_sizes)):
+            cand = select_candidates([p[i] for p in probs], self.score_thresh)
+            cell_probs = cls_logits[0].new_zeros((len(cand.cells), *mask_size))
+            for lvl in cand.cells[:, 0].unique().tolist():
+                rows = (cand.cells[:, 0] == lvl).nonzero().flatten()
+                cell_probs[rows] = self.head.mask_probs(
+                    mask_inputs, lvl, torch.full_like(rows, i), cand.cells[rows, 1], mask_size
+                )
+            results.append(
+                candidates_to_instances(
+                    cand,
+                    cell_probs,
+                    level_strides=self.strides,
+                    image_size=tuple(image_size),
+                    output_size=tuple(output_size),
+                    **self.test_cfg,
+                )
+            )
+        return results

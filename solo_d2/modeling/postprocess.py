@@ -1,0 +1,207 @@
+"""Candidates -> mask scoring -> Matrix NMS -> Instances at the original image size.
+
+Nothing here knows which head produced the scores and masks. The split is:
+``select_candidates`` turns category logits into (cell, class, score) candidates; the caller
+asks its head for the mask probabilities of the *unique* candidate cells only; then
+``candidates_to_instances`` scores, filters, de-duplicates and resizes them. Semantics are
+mmdet 3.3.0's ``SOLOHead._predict_by_feat_single`` and ``mask_matrix_nms``.
+"""
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import torch
+from detectron2.structures import BitMasks, Boxes, Instances
+from torch import Tensor
+from torch.nn import functional as F
+
+__all__ = [
+    "point_nms",
+    "Candidates",
+    "select_candidates",
+    "mask_matrix_nms",
+    "candidates_to_instances",
+]
+
+
+def point_nms(probs: Tensor) -> Tensor:
+    """Zero every cell that is not a 2x2 local maximum of its class map.
+
+    Args:
+        probs: (N, C, S, S) category probabilities.
+    Returns:
+        (N, C, S, S) with non-maxima set to 0.
+    """
+    local_max = F.max_pool2d(probs, 2, stride=1, padding=1)
+    return probs * (local_max[:, :, :-1, :-1] == probs)
+
+
+@dataclass
+class Candidates:
+    """Cells of one image whose category score passed the threshold, one row per (cell, class).
+
+    scores, labels: (K,). mask_ids: (K,) index into ``cells``.
+    cells: (U, 2) unique (level, cell index in the level) pairs whose masks are needed.
+    """
+
+    scores: Tensor
+    labels: Tensor
+    mask_ids: Tensor
+    cells: Tensor
+
+
+def select_candidates(cls_probs: List[Tensor], score_thr: float) -> Candidates:
+    """Candidates of one image.
+
+    Args:
+        cls_probs: per level (C, S_l, S_l) category probabilities after point NMS.
+    """
+    flat = torch.cat([p.flatten(1).t() for p in cls_probs])  # (sum S^2, C), level-major
+    cell, labels = (flat > score_thr).nonzero(as_tuple=True)
+    scores = flat[cell, labels]
+    uniq, mask_ids = torch.unique(cell, return_inverse=True)
+    sizes = torch.tensor([p.shape[-1] ** 2 for p in cls_probs], device=flat.device)
+    ends = sizes.cumsum(0)
+    level = torch.bucketize(uniq, ends, right=True)
+    local = uniq - (ends - sizes)[level]
+    return Candidates(scores, labels, mask_ids, torch.stack([level, local], 1))
+
+
+def mask_matrix_nms(
+    masks: Tensor,
+    labels: Tensor,
+    scores: Tensor,
+    mask_area: Tensor,
+    *,
+    nms_pre: int = -1,
+    max_num: int = -1,
+    kernel: str = "gaussian",
+    sigma: float = 2.0,
+    filter_thr: float = -1,
+    mask_ids: Tensor = None,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Matrix NMS (SOLOv2): decay each mask's score by its overlap with higher-scored masks
+    of the same class, compensated by how much those were decayed themselves.
+
+    Args:
+        masks: (U, H, W) bool masks.
+        labels, scores: (K,) per candidate.
+        mask_area: (U,) pixel count of each mask.
+        mask_ids: (K,) the mask of each candidate (default: candidate k has mask k). Several
+            candidates (same cell, different classes) may share a mask; overlaps are then
+            computed once per pair of masks.
+        kernel: "gaussian" (exp(-sigma * iou^2)) or "linear" (1 - iou).
+    Returns:
+        scores (n,), labels (n,) and keep (n,): indices of the kept candidates, by decreasing
+        decayed score.
+    """
+    if kernel not in ("gaussian", "linear"):
+        raise ValueError(f"Matrix NMS kernel must be 'gaussian' or 'linear', got {kernel!r}")
+    if mask_ids is None:
+        mask_ids = torch.arange(len(scores), device=scores.device)
+    empty = (scores.new_zeros(0), labels.new_zeros(0), labels.new_zeros(0))
+    if len(scores) == 0:
+        return empty
+    scores, order = torch.sort(scores, descending=True)
+    if 0 < nms_pre < len(order):
+        order, scores = order[:nms_pre], scores[:nms_pre]
+    labels = labels[order]
+    ids = mask_ids[order]
+
+    used, inv = torch.unique(ids, return_inverse=True)
+    flat = masks[used].flatten(1).float()
+    inter = (flat @ flat.t())[inv][:, inv]  # (n, n)
+    area = mask_area[used][inv]
+    n = len(order)
+    area_mat = area.expand(n, n)
+    iou = (inter / (area_mat + area_mat.t() - inter)).triu(diagonal=1)
+    same_label = (labels[None, :] == labels[:, None]).triu(diagonal=1)
+    decay_iou = iou * same_label
+    compensate_iou = decay_iou.max(0)[0].expand(n, n).t()
+    if kernel == "gaussian":
+        decay = torch.exp(-sigma * decay_iou**2) / torch.exp(-sigma * compensate_iou**2)
+    else:
+        decay = (1 - decay_iou) / (1 - compensate_iou)
+    scores = scores * decay.min(0)[0]
+
+    keep = order
+    if filter_thr > 0:
+        passed = scores >= filter_thr
+        if not passed.any():
+            return empty
+        keep, scores, labels = keep[passed], scores[passed], labels[passed]
+    scores, resort = torch.sort(scores, descending=True)
+    keep, labels = keep[resort], labels[resort]
+    if 0 < max_num < len(keep):
+        keep, scores, labels = keep[:max_num], scores[:max_num], labels[:max_num]
+    return scores, labels, keep
+
+
+def _empty_instances(output_size: Tuple[int, int], device) -> Instances:
+    result = Instances(output_size)
+    result.pred_masks = torch.zeros((0, *output_size), dtype=torch.bool, device=device)
+    result.pred_boxes = Boxes(torch.zeros((0, 4), device=device))
+    result.scores = torch.zeros(0, device=device)
+    result.pred_classes = torch.zeros(0, dtype=torch.int64, device=device)
+    return result
+
+
+def candidates_to_instances(
+    cand: Candidates,
+    cell_probs: Tensor,
+    *,
+    level_strides: Sequence[int],
+    image_size: Tuple[int, int],
+    output_size: Tuple[int, int],
+    mask_thr: float,
+    nms_pre: int,
+    max_per_img: int,
+    kernel: str,
+    sigma: float,
+    filter_thr: float,
+) -> Instances:
+    """Final instances of one image.
+
+    Args:
+        cand: candidates from ``select_candidates``.
+        cell_probs: (U, H/4, W/4) mask probabilities of ``cand.cells``, at the common mask
+            resolution of the padded batch (H, W).
+        level_strides: nominal stride per level; masks with no more pixels than it are dropped.
+        image_size: (h, w) of the image inside the padded batch.
+        output_size: (height, width) to return masks at (the original image size).
+    Returns:
+        Instances with pred_masks (n, height, width) bool, pred_boxes (tight boxes of the
+        masks), scores and pred_classes.
+    """
+    device = cell_probs.device
+    if len(cand.scores) == 0:
+        return _empty_instances(output_size, device)
+    masks = cell_probs > mask_thr
+    areas = masks.sum((1, 2)).float()
+    strides = torch.as_tensor(level_strides, device=device, dtype=areas.dtype)[cand.cells[:, 0]]
+    big_enough = areas > strides  # per unique cell
+    maskness = (cell_probs * masks).sum((1, 2)) / areas.clamp(min=1)
+    kept = big_enough[cand.mask_ids]
+    if not kept.any():
+        return _empty_instances(output_size, device)
+    mask_ids = cand.mask_ids[kept]
+    scores = cand.scores[kept] * maskness[mask_ids]
+    labels = cand.labels[kept]
+
+    scores, labels, keep = mask_matrix_nms(
+        masks, labels, scores, areas,
+        nms_pre=nms_pre, max_num=max_per_img, kernel=kernel, sigma=sigma,
+        filter_thr=filter_thr, mask_ids=mask_ids,
+    )
+    if len(keep) == 0:
+        return _empty_instances(output_size, device)
+    probs = cell_probs[mask_ids[keep]][None]  # (1, n, H/4, W/4)
+    padded = (probs.shape[-2] * 4, probs.shape[-1] * 4)
+    probs = F.interpolate(probs, size=padded, mode="bilinear")[:, :, : image_size[0], : image_size[1]]
+    final = F.interpolate(probs, size=output_size, mode="bilinear")[0] > mask_thr
+
+    result = Instances(output_size)
+    result.pred_masks = final
+    result.pred_boxes = BitMasks(final).get_bounding_boxes().to(device)
+    result.scores = scores
+    result.pred_classes = labels
+    return result
