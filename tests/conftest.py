@@ -1,0 +1,89 @@
+"""Shared fixtures: a tiny SOLO config and a tiny COCO-format dataset written to a temp dir."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from detectron2.config import get_cfg
+
+import solo_d2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_cfg(head: str = "SOLOHead", num_classes: int = 3):
+    """R18-FPN(32 ch) SOLO with 2 stacked convs and small grids: fast on a CPU."""
+    cfg = get_cfg()
+    solo_d2.add_solo_config(cfg)
+    cfg.merge_from_file(os.path.join(ROOT, "configs", "Base-SOLO.yaml"))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RESNETS.NORM = "FrozenBN"
+    cfg.MODEL.FPN.OUT_CHANNELS = 32
+    cfg.MODEL.SOLO.HEAD_NAME = head
+    cfg.MODEL.SOLO.FEAT_CHANNELS = 32
+    cfg.MODEL.SOLO.STACKED_CONVS = 2
+    cfg.MODEL.SOLO.NUM_GRIDS = [12, 10, 8, 6, 4]
+    cfg.MODEL.SOLO.SCALE_RANGES = [[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]
+    cfg.MODEL.SOLO.NUM_CLASSES = num_classes
+    cfg.DATASETS.TRAIN = ()
+    cfg.DATASETS.TEST = ()
+    cfg.INPUT.MIN_SIZE_TRAIN = (128,)
+    cfg.INPUT.MAX_SIZE_TRAIN = 256
+    cfg.INPUT.MIN_SIZE_TEST = 128
+    cfg.INPUT.MAX_SIZE_TEST = 256
+    cfg.DATALOADER.NUM_WORKERS = 0
+    return cfg
+
+
+def write_toy_coco(root: str, num_images: int = 8, size: int = 128, seed: int = 0) -> str:
+    """Rectangles and ellipses of 3 classes on noise, as a COCO json with PNG images."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    images, anns = [], []
+    for i in range(num_images):
+        img = (rng.random((size, size, 3)) * 60).astype(np.uint8)
+        for k in range(int(rng.integers(1, 4))):
+            cls = int(rng.integers(0, 3))
+            mask = np.zeros((size, size), np.uint8)
+            w, h = (int(v) for v in rng.integers(20, 60, 2))
+            x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+            if cls == 0:
+                cv2.rectangle(mask, (x, y), (x + w, y + h), 1, -1)
+            elif cls == 1:
+                cv2.ellipse(mask, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, 1, -1)
+            else:
+                pts = np.array([[x, y + h], [x + w // 2, y], [x + w, y + h]], np.int32)
+                cv2.fillPoly(mask, [pts], 1)
+            img[mask > 0] = [(200, 60, 60), (60, 200, 60), (60, 60, 200)][cls]
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            polys = [c.flatten().astype(float).tolist() for c in contours if len(c) >= 3]
+            ys, xs = np.nonzero(mask)
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": cls + 1,
+                    "segmentation": polys,
+                    "area": float(mask.sum()),
+                    "bbox": [float(xs.min()), float(ys.min()),
+                             float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
+                    "iscrowd": 0,
+                }
+            )
+        name = f"{i:04d}.png"
+        cv2.imwrite(os.path.join(root, "images", name), img[:, :, ::-1])
+        images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
+    cats = [{"id": c + 1, "name": n} for c, n in enumerate(["rect", "ellipse", "triangle"])]
+    path = os.path.join(root, "toy.json")
+    with open(path, "w") as f:
+        json.dump({"images": images, "annotations": anns, "categories": cats}, f)
+    return path
+
+
+@pytest.fixture
+def cfg_factory():
+    return tiny_cfg

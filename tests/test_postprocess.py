@@ -1,0 +1,110 @@
+"""Point NMS, candidate selection, Matrix NMS decays and final instances, by hand."""
+import math
+
+import pytest
+import torch
+
+from solo_d2.modeling.postprocess import (
+    candidates_to_instances,
+    mask_matrix_nms,
+    point_nms,
+    select_candidates,
+)
+
+
+def _strip(x0, x1, width=12):
+    m = torch.zeros(1, width, dtype=torch.bool)
+    m[0, x0:x1] = True
+    return m
+
+
+def _nms_inputs():
+    # A = cols 0..5, B = cols 2..7, D = cols 4..9 (6 px each):
+    # IoU(A,B) = 4/8 = .5, IoU(B,D) = .5, IoU(A,D) = 2/10 = .2. C = A's pixels, other class.
+    masks = torch.stack([_strip(0, 6), _strip(2, 8), _strip(0, 6), _strip(4, 10)])
+    labels = torch.tensor([0, 0, 1, 0])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    return masks, labels, scores, masks.sum((1, 2)).float()
+
+
+def test_matrix_nms_gaussian_by_hand():
+    masks, labels, scores, area = _nms_inputs()
+    s, lab, keep = mask_matrix_nms(masks, labels, scores, area, kernel="gaussian", sigma=2.0)
+    # B: decayed by A (iou .5), A itself undecayed -> exp(-2 * .25).
+    # C: other class, untouched. D: min(f(.2)/f(0) [by A], f(.5)/f(.5) [by B, compensated]).
+    expected = {0: 0.9, 1: 0.8 * math.exp(-0.5), 2: 0.7, 3: 0.6 * math.exp(-2 * 0.04)}
+    got = dict(zip(keep.tolist(), s.tolist()))
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert s.tolist() == sorted(s.tolist(), reverse=True)
+    assert lab.tolist() == [labels[k].item() for k in keep]
+
+
+def test_matrix_nms_linear_by_hand():
+    masks, labels, scores, area = _nms_inputs()
+    s, _, keep = mask_matrix_nms(masks, labels, scores, area, kernel="linear")
+    expected = {0: 0.9, 1: 0.8 * 0.5, 2: 0.7, 3: 0.6 * min(0.8 / 1.0, 0.5 / 0.5)}
+    assert dict(zip(keep.tolist(), s.tolist())) == pytest.approx(expected, rel=1e-6)
+
+
+def test_matrix_nms_filter_pre_and_max():
+    masks, labels, scores, area = _nms_inputs()
+    s, _, keep = mask_matrix_nms(masks, labels, scores, area, filter_thr=0.5, max_num=2)
+    assert keep.tolist() == [0, 2]  # B decays to .485 < .5; max 2 of A, C, D
+    s, _, keep = mask_matrix_nms(masks, labels, scores, area, nms_pre=2)
+    assert sorted(keep.tolist()) == [0, 1]
+
+
+def test_matrix_nms_shared_masks_equal_copies():
+    masks, labels, scores, area = _nms_inputs()
+    ids = torch.tensor([0, 1, 0, 3])  # C uses A's mask through mask_ids
+    a = mask_matrix_nms(masks, labels, scores, area)
+    b = mask_matrix_nms(masks, labels, scores, area, mask_ids=ids)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+def test_matrix_nms_rejects_unknown_kernel_and_handles_empty():
+    masks, labels, scores, area = _nms_inputs()
+    with pytest.raises(ValueError, match="kernel"):
+        mask_matrix_nms(masks, labels, scores, area, kernel="box")
+    s, lab, keep = mask_matrix_nms(masks[:0], labels[:0], scores[:0], area[:0])
+    assert len(s) == len(lab) == len(keep) == 0
+
+
+def test_point_nms_keeps_local_maxima():
+    p = torch.tensor([[[[0.1, 0.5, 0.2], [0.3, 0.4, 0.9], [0.8, 0.0, 0.1]]]])
+    # the 2x2 window ending at each cell (top-left neighbours) decides
+    expected = torch.tensor([[[[0.1, 0.5, 0.0], [0.3, 0.0, 0.9], [0.8, 0.0, 0.0]]]])
+    assert torch.equal(point_nms(p), expected)
+
+
+def test_select_candidates_levels_and_dedup():
+    lvl0 = torch.zeros(2, 2, 2)
+    lvl1 = torch.zeros(2, 3, 3)
+    lvl0[0, 1, 0] = 0.5  # cell 2 of level 0, class 0
+    lvl1[0, 0, 1] = 0.4  # cell 1 of level 1, classes 0 and 1
+    lvl1[1, 0, 1] = 0.3
+    cand = select_candidates([lvl0, lvl1], 0.1)
+    assert cand.cells.tolist() == [[0, 2], [1, 1]]
+    assert cand.labels.tolist() == [0, 0, 1]
+    assert cand.mask_ids.tolist() == [0, 1, 1]
+    assert cand.scores.tolist() == pytest.approx([0.5, 0.4, 0.3])
+
+
+def test_candidates_to_instances_area_filter_maskness_and_boxes():
+    lvl0 = torch.zeros(1, 2, 2)
+    lvl0[0, 0, 0] = 0.9
+    lvl0[0, 1, 1] = 0.8
+    cand = select_candidates([lvl0], 0.1)
+    probs = torch.zeros(2, 8, 8)
+    probs[0, 2:6, 1:5] = 0.8  # 16 px > stride 8, maskness 0.8
+    probs[1, 0:2, 0:2] = 0.9  # 4 px <= stride 8: dropped
+    inst = candidates_to_instances(
+        cand, probs, level_strides=[8], image_size=(32, 32), output_size=(32, 32),
+        mask_thr=0.5, nms_pre=500, max_per_img=100, kernel="gaussian", sigma=2.0, filter_thr=0.05,
+    )
+    assert len(inst) == 1
+    assert inst.scores.item() == pytest.approx(0.9 * 0.8)
+    assert inst.pred_masks.dtype == torch.bool and inst.pred_masks.shape == (1, 32, 32)
+    ys, xs = inst.pred_masks[0].nonzero(as_tuple=True)
+    assert inst.pred_boxes.tensor[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
