@@ -25,7 +25,8 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
-        return COCOEvaluator(dataset_name, output_dir=output_folder)
+        # SOLO predicts masks and their tight boxes: always report both.
+        return COCOEvaluator(dataset_name, tasks=("bbox", "segm"), output_dir=output_folder)
 
     @classmethod
     def build_train_loader(cls, cfg):

@@ -1,0 +1,29 @@
+"""Checkpoint converters: mmdet SOLO-family checkpoints and torchvision ImageNet ResNets."""
+from .mmdet import (
+    HEAD_KEY_TABLE,
+    MMDetConversionError,
+    convert_mmdet_checkpoint,
+    convert_state_dict,
+    load_mmdet_config_file,
+    load_thing_classes,
+    mmdet_config_to_d2,
+    parse_mmdet_config,
+    verify_loadable,
+    write_outputs,
+)
+from .torchvision import convert_torchvision_resnet, save_d2_pickle
+
+__all__ = [
+    "HEAD_KEY_TABLE",
+    "MMDetConversionError",
+    "convert_mmdet_checkpoint",
+    "convert_state_dict",
+    "load_mmdet_config_file",
+    "load_thing_classes",
+    "mmdet_config_to_d2",
+    "parse_mmdet_config",
+    "verify_loadable",
+    "write_outputs",
+    "convert_torchvision_resnet",
+    "save_d2_pickle",
+]

@@ -1,0 +1,16 @@
+"""Built-in datasets. Importing this package registers ``solo_shapes_train`` and
+``solo_shapes_val`` (generated lazily, on first ``DatasetCatalog.get``)."""
+from .builtin import datasets_root, ensure_solo_shapes, get_solo_shapes_meta, register_solo_shapes
+from .shapes import CLASSES as SHAPES_CLASSES
+from .shapes import ShapesConfig
+
+__all__ = [
+    "SHAPES_CLASSES",
+    "ShapesConfig",
+    "datasets_root",
+    "ensure_solo_shapes",
+    "get_solo_shapes_meta",
+    "register_solo_shapes",
+]
+
+register_solo_shapes()

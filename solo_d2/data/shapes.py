@@ -1,0 +1,546 @@
+"""Procedural "shapes" instance-segmentation dataset, written as COCO json + PNG images.
+
+Every image is a pure function of ``(seed, image index, generator settings)``: the same
+settings give byte-identical files on every run. Images show shapes of a few clearly
+distinct classes (:data:`CLASSES`) with random size (about 8 to 200 px), rotation, colour
+and texture (solid, stripes, noise), placed so that they touch and occlude each other,
+over cluttered backgrounds (gradients, noise, soft blobs, distractor lines that are not
+instances). Some images have no instance at all.
+
+Annotations hold the *visible* part of each instance (what later shapes leave uncovered);
+instances whose visible area falls below ``min_visible_area`` pixels are dropped. Masks are
+stored as COCO polygons traced along pixel edges (:func:`mask_to_polygons`); a mask with
+holes (a ring, or a shape with a smaller shape on top of it) becomes a single "keyhole"
+polygon whose zero-width bridge edges cancel out when pycocotools rasterises it, so
+``annToMask`` gives back the visible mask. ``bbox`` and ``area`` come from the visible mask.
+
+A split directory looks like::
+
+    <split_dir>/images/000000.png ...
+    <split_dir>/annotations.json
+    <split_dir>/manifest.json      # written last: settings, size and sha256 of every file
+
+:func:`ensure_split` generates a split into a temporary directory next to ``split_dir`` and
+renames it into place, so an interrupted run never leaves a directory that passes
+:func:`verify_split`; a missing, truncated or stale split is regenerated.
+"""
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "CLASSES",
+    "GENERATOR_VERSION",
+    "ShapesConfig",
+    "render_image",
+    "mask_to_polygons",
+    "generate_split",
+    "verify_split",
+    "ensure_split",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Shape classes; COCO category id of ``CLASSES[k]`` is ``k + 1``.
+CLASSES: Tuple[str, ...] = ("circle", "triangle", "rectangle", "star", "ring", "cross")
+
+#: Bump whenever the rendering changes, so that cached splits are regenerated.
+GENERATOR_VERSION = 1
+
+_ANNOTATIONS = "annotations.json"
+_MANIFEST = "manifest.json"
+_IMAGES = "images"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapesConfig:
+    """Settings of one generated split. All of them are recorded in the manifest.
+
+    Attributes:
+        num_images: number of images in the split (>= 0).
+        seed: base seed; image ``i`` uses ``np.random.SeedSequence([seed, i])``.
+        image_size: ``H`` (square images) or ``(H, W)`` in pixels, each >= 32.
+        min_size: smallest shape diameter in pixels.
+        max_size: largest shape diameter in pixels (capped at 0.8 * min(H, W)).
+        max_instances: most shapes drawn on one image (before occlusion drops some).
+        empty_prob: probability that an image gets no shape at all.
+        min_visible_area: instances with fewer visible pixels are dropped.
+    """
+
+    num_images: int
+    seed: int = 0
+    image_size: Union[int, Tuple[int, int]] = 256
+    min_size: float = 8.0
+    max_size: float = 200.0
+    max_instances: int = 8
+    empty_prob: float = 0.1
+    min_visible_area: int = 20
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        if isinstance(size, (list, tuple)):
+            if len(size) != 2:
+                raise ValueError(f"image_size must be an int or (H, W), got {size!r}")
+            size = (int(size[0]), int(size[1]))
+        else:
+            size = (int(size), int(size))
+        object.__setattr__(self, "image_size", size)
+        if min(size) < 32:
+            raise ValueError(f"image_size must be at least 32 px on each side, got {size}")
+        if int(self.num_images) < 0:
+            raise ValueError(f"num_images must be >= 0, got {self.num_images}")
+        if not (0 < self.min_size <= self.max_size):
+            raise ValueError(
+                f"need 0 < min_size <= max_size, got min_size={self.min_size}, "
+                f"max_size={self.max_size}"
+            )
+        if self.max_instances < 0:
+            raise ValueError(f"max_instances must be >= 0, got {self.max_instances}")
+        if not (0.0 <= self.empty_prob <= 1.0):
+            raise ValueError(f"empty_prob must be in [0, 1], got {self.empty_prob}")
+
+    @property
+    def height(self) -> int:
+        return self.image_size[0]
+
+    @property
+    def width(self) -> int:
+        return self.image_size[1]
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size)
+        return d
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    """A saturated-ish BGR colour as float array (3,)."""
+    hsv = np.array(
+        [[[rng.integers(0, 180), rng.integers(90, 256), rng.integers(80, 256)]]], dtype=np.uint8
+    )
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Cluttered background, float32 (H, W, 3) in [0, 255]: gradient, blobs, noise, lines.
+
+    The smooth part (gradient, soft blobs, low-frequency colour noise) is computed at 1/4
+    resolution and resized bilinearly; the distractor strokes are drawn at full resolution.
+    """
+    sh, sw = max(h // 4, 2), max(w // 4, 2)
+    xs = (np.arange(sw, dtype=np.float32)[None, :] + 0.5) * (w / sw)
+    ys = (np.arange(sh, dtype=np.float32)[:, None] + 0.5) * (h / sh)
+    c1 = rng.uniform(0, 255, size=3).astype(np.float32)
+    c2 = rng.uniform(0, 255, size=3).astype(np.float32)
+    if rng.random() < 0.7:  # linear gradient
+        a = rng.uniform(0, 2 * math.pi)
+        t = xs * math.cos(a) + ys * math.sin(a)
+    else:  # radial gradient
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        t = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    small = c1 * (1 - t[..., None]) + c2 * t[..., None]
+
+    # soft blobs: smooth, never crisp-edged, so they can't be mistaken for a shape
+    for _ in range(int(rng.integers(0, 4))):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        sigma = rng.uniform(0.04, 0.2) * min(h, w)
+        wgt = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma * sigma)) * rng.uniform(0.4, 0.9)
+        colour = rng.uniform(0, 255, size=3).astype(np.float32)
+        small = small * (1 - wgt[..., None]) + colour * wgt[..., None]
+    # low-frequency colour noise
+    if rng.random() < 0.5:
+        noise = rng.normal(0, rng.uniform(8, 30), size=(6, 6, 3)).astype(np.float32)
+        small = small + cv2.resize(noise, (sw, sh), interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(small.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+    img = np.clip(img, 0, 255)
+    # distractor strokes: straight lines and random-walk polylines (not instances)
+    for _ in range(int(rng.integers(0, 6))):
+        colour = tuple(float(c) for c in rng.uniform(0, 255, size=3))
+        thickness = int(rng.integers(1, 4))
+        if rng.random() < 0.5:
+            p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            p2 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            cv2.line(img, p1, p2, colour, thickness, lineType=cv2.LINE_AA)
+        else:
+            n = int(rng.integers(3, 8))
+            steps = rng.normal(0, 0.12 * min(h, w), size=(n, 2))
+            pts = np.cumsum(steps, axis=0) + np.array([rng.uniform(0, w), rng.uniform(0, h)])
+            cv2.polylines(img, [np.round(pts).astype(np.int32)], False, colour, thickness, cv2.LINE_AA)
+    return img
+
+
+def _shape_mask(
+    rng: np.random.Generator, cls: int, cx: float, cy: float, size: float, h: int, w: int
+) -> np.ndarray:
+    """uint8 (H, W) mask in {0, 1} of shape class ``cls`` centred at (cx, cy), diameter ``size``."""
+    mask = np.zeros((h, w), dtype=np.uint8)
+    r = size / 2.0
+    theta = rng.uniform(0, 2 * math.pi)
+    shift = 4
+    scale = 1 << shift
+
+    def fill(points: np.ndarray) -> None:
+        c, s = math.cos(theta), math.sin(theta)
+        rot = points @ np.array([[c, s], [-s, c]], dtype=np.float64)
+        pts = np.round((rot + np.array([cx, cy])) * scale).astype(np.int32)
+        cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=shift)
+
+    def polar(angles: np.ndarray, radii: np.ndarray) -> np.ndarray:
+        return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+
+    name = CLASSES[cls]
+    centre = (int(round(cx * scale)), int(round(cy * scale)))
+    if name == "circle":
+        cv2.circle(mask, centre, int(round(r * scale)), 1, -1, cv2.LINE_8, shift)
+    elif name == "ring":
+        cv2.circle(mask, centre, int(round(r * scale)), 1, -1, cv2.LINE_8, shift)
+        inner = r * rng.uniform(0.45, 0.7)
+        cv2.circle(mask, centre, int(round(inner * scale)), 0, -1, cv2.LINE_8, shift)
+    elif name == "triangle":
+        angles = np.arange(3) * (2 * math.pi / 3) + rng.uniform(-0.25, 0.25, size=3)
+        fill(polar(angles, r * rng.uniform(0.85, 1.0, size=3)))
+    elif name == "rectangle":
+        hw, hh = r, r * rng.uniform(0.45, 1.0)
+        fill(np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]]))
+    elif name == "star":
+        k = 5
+        angles = np.arange(2 * k) * (math.pi / k)
+        radii = np.where(np.arange(2 * k) % 2 == 0, r, r * rng.uniform(0.38, 0.5))
+        fill(polar(angles, radii))
+    elif name == "cross":
+        a = r * rng.uniform(0.25, 0.38)
+        quarter = [[a, r], [a, a], [r, a]]  # one arm's corners; the others by symmetry
+        pts = []
+        for qx, qy in ((1, 1), (1, -1), (-1, -1), (-1, 1)):
+            pts.extend([qx * x, qy * y] for x, y in (quarter if qx * qy > 0 else quarter[::-1]))
+        fill(np.array(pts, dtype=np.float64))
+    else:  # pragma: no cover - CLASSES and this function go together
+        raise AssertionError(name)
+    return mask
+
+
+def _paint(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, base: np.ndarray) -> None:
+    """Paint ``mask`` pixels of float image ``img`` with colour ``base`` and a random texture."""
+    x0, y0, bw, bh = cv2.boundingRect(mask)
+    if bw == 0:
+        return
+    ys, xs = np.nonzero(mask[y0 : y0 + bh, x0 : x0 + bw])
+    ys += y0
+    xs += x0
+    kind = rng.random()
+    if kind < 0.5:  # solid
+        img[ys, xs] = base
+    elif kind < 0.75:  # stripes of two colours
+        other = _random_colour(rng)
+        a = rng.uniform(0, math.pi)
+        period = rng.uniform(3, 12)
+        proj = xs * math.cos(a) + ys * math.sin(a)
+        on = (np.floor(proj / period).astype(np.int64) % 2) == 0
+        img[ys, xs] = np.where(on[:, None], base, other)
+    else:  # noisy fill
+        noise = rng.normal(0, rng.uniform(8, 25), size=(len(ys), 3)).astype(np.float32)
+        img[ys, xs] = np.clip(base + noise, 0, 255)
+
+
+def render_image(index: int, cfg: ShapesConfig) -> Tuple[np.ndarray, List[Tuple[int, np.ndarray]]]:
+    """Render image ``index`` of the split described by ``cfg``.
+
+    Returns:
+        image: uint8 BGR array (H, W, 3).
+        instances: list of ``(category_id, visible_mask)`` in drawing order, where
+            category_id is in 1..len(CLASSES) and visible_mask is a uint8 (H, W) array in
+            {0, 1} with at least ``cfg.min_visible_area`` pixels.
+    """
+    rng = _rng(cfg.seed, index)
+    h, w = cfg.image_size
+    img = _background(rng, h, w)
+
+    n = 0 if rng.random() < cfg.empty_prob else int(rng.integers(1, cfg.max_instances + 1))
+    max_size = max(min(cfg.max_size, 0.8 * min(h, w)), cfg.min_size)
+    log_lo, log_hi = math.log(cfg.min_size), math.log(max_size)
+
+    drawn: List[Tuple[int, np.ndarray, float, float, float]] = []  # cls, mask, cx, cy, r
+    for _ in range(n):
+        cls = int(rng.integers(0, len(CLASSES)))
+        size = math.exp(rng.uniform(log_lo, log_hi))
+        if drawn and rng.random() < 0.35:
+            # touching / slightly overlapping a shape drawn before
+            _, _, ox, oy, orad = drawn[int(rng.integers(0, len(drawn)))]
+            a = rng.uniform(0, 2 * math.pi)
+            d = (orad + size / 2) * rng.uniform(0.8, 1.0)
+            cx, cy = ox + d * math.cos(a), oy + d * math.sin(a)
+        else:
+            # centres may lie a little outside the image: shapes cut by the border
+            cx = rng.uniform(-0.05 * w, 1.05 * w)
+            cy = rng.uniform(-0.05 * h, 1.05 * h)
+        mask = _shape_mask(rng, cls, cx, cy, size, h, w)
+        if cv2.countNonZero(mask) < cfg.min_visible_area:
+            continue
+        # colour with some contrast to the background under the shape
+        under = np.array(cv2.mean(img, mask)[:3], dtype=np.float32)
+        colour = _random_colour(rng)
+        for _ in range(4):
+            if float(np.abs(colour - under).sum()) >= 90:
+                break
+            colour = _random_colour(rng)
+        _paint(rng, img, mask, colour)
+        drawn.append((cls, mask, cx, cy, size / 2))
+
+    # sensor noise over everything (does not change any mask)
+    if rng.random() < 0.3:
+        img = img + rng.normal(0, rng.uniform(1, 4), size=img.shape).astype(np.float32)
+    image = np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+    # visible masks: what later shapes leave uncovered
+    covered = np.zeros((h, w), dtype=bool)
+    instances: List[Tuple[int, np.ndarray]] = []
+    for cls, mask, *_ in reversed(drawn):
+        m = mask.astype(bool)
+        visible = m & ~covered
+        covered |= m
+        visible_u8 = visible.view(np.uint8)
+        if cv2.countNonZero(visible_u8) >= cfg.min_visible_area:
+            instances.append((cls + 1, visible_u8))
+    instances.reverse()
+    return image, instances
+
+
+# ----------------------------------------------------------------------------- polygons
+
+
+def _merge_hole(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Join ``hole`` into ``outer`` (both (N, 2)) by a zero-width bridge between nearest points."""
+    d = ((outer[:, None, :].astype(np.int64) - hole[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    return np.concatenate([outer[: i + 1], hole[j:], hole[: j + 1], outer[i:]], axis=0)
+
+
+def mask_to_polygons(mask: np.ndarray) -> List[List[float]]:
+    """COCO polygons that trace the pixel edges of a binary (H, W) mask.
+
+    Pixel ``(x, y)`` covers ``[x, x + 1] x [y, y + 1]``, the convention pycocotools uses when
+    it rasterises polygons (a pixel is in when its centre is), so ``annToMask`` of the
+    result gives back ``mask``: where the tracer cuts a corner diagonally the outline moves
+    by at most a quarter pixel, never across a pixel centre. The mask is drawn on a doubled lattice (pixel centres at even indices,
+    pixel edges and corners at odd ones) and traced there with ``cv2.findContours``, so
+    the contour runs along pixel edges instead of through boundary pixel centres.
+
+    One polygon per 8-connected component; holes are merged into their component's polygon
+    through zero-width bridges (traversed once each way, they cancel when rasterised).
+    Coordinates lie in ``[0, W]`` x ``[0, H]``.
+
+    Returns:
+        list of flat ``[x0, y0, x1, y1, ...]`` lists, each of at least 8 numbers.
+    """
+    m = (np.asarray(mask) != 0).view(np.uint8)
+    x0, y0, w, h = cv2.boundingRect(m)
+    if w == 0 or h == 0:
+        return []
+    crop = m[y0 : y0 + h, x0 : x0 + w]
+    # pixel x's centre sits at lattice index 2x + 2, its edges at 2x + 1 and 2x + 3
+    lattice = np.zeros((2 * h + 4, 2 * w + 4), dtype=np.uint8)
+    lattice[2 : 2 * h + 1 : 2, 2 : 2 * w + 1 : 2] = crop
+    lattice = cv2.dilate(lattice, np.ones((3, 3), np.uint8))  # each pixel -> closed square
+    contours, hierarchy = cv2.findContours(lattice, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return []
+    hierarchy = hierarchy.reshape(-1, 4)  # next, prev, first_child, parent
+    offset = np.array([x0, y0], dtype=np.float64)
+    polygons: List[List[float]] = []
+    for k, contour in enumerate(contours):
+        if hierarchy[k, 3] != -1:  # a hole: merged into its parent below
+            continue
+        poly = contour.reshape(-1, 2)
+        child = hierarchy[k, 2]
+        while child != -1:
+            poly = _merge_hole(poly, contours[child].reshape(-1, 2))
+            child = hierarchy[child, 0]
+        if len(poly) < 3:
+            continue
+        # lattice index 2x + 1 is the left edge of pixel x: index i is coordinate (i - 1) / 2
+        coords = (poly.astype(np.float64) - 1.0) / 2.0 + offset
+        # integral values as int: shorter json, same numbers
+        polygons.append([int(v) if v.is_integer() else v for v in coords.reshape(-1).tolist()])
+    return polygons
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _categories() -> List[Dict[str, Any]]:
+    return [{"id": k + 1, "name": name, "supercategory": "shape"} for k, name in enumerate(CLASSES)]
+
+
+def generate_split(out_dir: str, cfg: ShapesConfig, progress: bool = True, desc: str = "") -> Dict[str, Any]:
+    """Write images, ``annotations.json`` and (last) ``manifest.json`` of a split into ``out_dir``.
+
+    Not atomic by itself: use :func:`ensure_split` for the cache. Returns the COCO dict.
+    """
+    from tqdm import tqdm
+
+    os.makedirs(os.path.join(out_dir, _IMAGES), exist_ok=True)
+    images: List[Dict[str, Any]] = []
+    annotations: List[Dict[str, Any]] = []
+    files: Dict[str, Dict[str, Any]] = {}
+    h, w = cfg.image_size
+    for i in tqdm(range(cfg.num_images), desc=desc or "solo_shapes", unit="img", disable=not progress):
+        image, instances = render_image(i, cfg)
+        file_name = f"{i:06d}.png"
+        path = os.path.join(out_dir, _IMAGES, file_name)
+        ok, buf = cv2.imencode(".png", image)
+        if not ok:  # pragma: no cover
+            raise RuntimeError(f"cv2 could not encode {path} as PNG")
+        data = buf.tobytes()
+        with open(path, "wb") as f:
+            f.write(data)
+        files[f"{_IMAGES}/{file_name}"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        images.append({"id": i + 1, "file_name": file_name, "height": h, "width": w})
+        for category_id, mask in instances:
+            polygons = mask_to_polygons(mask)
+            if not polygons:
+                continue
+            x0, y0, bw, bh = cv2.boundingRect(mask)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": int(category_id),
+                    "segmentation": polygons,
+                    "area": int(cv2.countNonZero(mask)),
+                    "bbox": [int(x0), int(y0), int(bw), int(bh)],
+                    "iscrowd": 0,
+                }
+            )
+    coco = {
+        "info": {
+            "description": "solo_d2 procedural shapes",
+            "version": str(GENERATOR_VERSION),
+            "config": cfg.to_dict(),
+        },
+        "licenses": [],
+        "categories": _categories(),
+        "images": images,
+        "annotations": annotations,
+    }
+    ann_path = os.path.join(out_dir, _ANNOTATIONS)
+    with open(ann_path, "w") as f:
+        f.write(json.dumps(coco, separators=(",", ":")))  # dumps: C encoder, dump: Python
+    files[_ANNOTATIONS] = {"size": os.path.getsize(ann_path), "sha256": _sha256(ann_path)}
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "config": cfg.to_dict(),
+        "num_images": len(images),
+        "num_annotations": len(annotations),
+        "files": files,
+    }
+    with open(os.path.join(out_dir, _MANIFEST), "w") as f:
+        f.write(json.dumps(manifest, sort_keys=True))
+    return coco
+
+
+def verify_split(split_dir: str, cfg: ShapesConfig, deep: bool = False) -> bool:
+    """Whether ``split_dir`` holds a complete split generated with ``cfg`` by this generator.
+
+    Checks the manifest (generator version and settings), that every listed file exists with
+    its recorded size, and the sha256 of ``annotations.json``. ``deep=True`` also checks the
+    sha256 of every image. Never raises for a broken directory; returns False.
+    """
+    try:
+        with open(os.path.join(split_dir, _MANIFEST)) as f:
+            manifest = json.load(f)
+        if manifest.get("generator_version") != GENERATOR_VERSION:
+            return False
+        if manifest.get("config") != cfg.to_dict():
+            return False
+        files = manifest["files"]
+        if len([k for k in files if k.startswith(_IMAGES + "/")]) != cfg.num_images:
+            return False
+        if _ANNOTATIONS not in files:
+            return False
+        for rel, info in files.items():
+            if os.path.getsize(os.path.join(split_dir, rel)) != info["size"]:
+                return False
+        for rel, info in files.items():
+            if (deep or rel == _ANNOTATIONS) and _sha256(os.path.join(split_dir, rel)) != info["sha256"]:
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """Exclusive advisory lock (POSIX fcntl; a no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def ensure_split(split_dir: str, cfg: ShapesConfig, progress: bool = True, desc: str = "") -> str:
+    """Make sure ``split_dir`` holds a valid split for ``cfg``; (re)generate it if not.
+
+    Generation goes to a temporary sibling directory that is renamed into place once
+    complete (the manifest is its last file), under a file lock so that concurrent processes
+    (e.g. one per GPU) generate it once. Returns ``split_dir``.
+    """
+    split_dir = os.path.abspath(split_dir)
+    if verify_split(split_dir, cfg):
+        return split_dir
+    parent, base = os.path.split(split_dir)
+    os.makedirs(parent, exist_ok=True)
+    with _file_lock(os.path.join(parent, f".{base}.lock")):
+        if verify_split(split_dir, cfg):
+            return split_dir
+        if os.path.exists(split_dir):
+            logger.warning(f"{split_dir} is incomplete, corrupt or stale; regenerating it.")
+        logger.info(f"Generating {cfg.num_images} images into {split_dir} ...")
+        tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+        try:
+            os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the cache may be shared
+            generate_split(tmp, cfg, progress=progress, desc=desc or base)
+            old: Optional[str] = None
+            if os.path.lexists(split_dir):
+                old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+                os.rename(split_dir, os.path.join(old, base))
+            os.rename(tmp, split_dir)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return split_dir

@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Convert an mmdetection (2.x or 3.x) SOLO / Decoupled SOLO checkpoint to solo_d2.
+
+    python tools/convert_mmdet_checkpoint.py solo_r50_fpn_1x_coco.pth solo_r50_1x.pth \
+        --config-out solo_r50_1x.yaml [--mmdet-config solo_r50_fpn_1x_coco.py]
+
+Writes DST (``{"model", "__author__", "matching_heuristics": False[, "thing_classes"]}``,
+loadable by DetectionCheckpointer with no missing or unexpected keys), the yaml that
+rebuilds the model (``get_cfg(); add_solo_config(cfg); cfg.merge_from_file(yaml)``) and, when
+the checkpoint names its classes, ``DST-without-extension.classes.json``. The mmdet config is
+read from the checkpoint (meta["cfg"] / meta["config"]) or --mmdet-config, with python's
+``ast`` only: nothing in it is executed.
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from solo_d2.checkpoint.mmdet import (  # noqa: E402
+    MMDetConversionError,
+    convert_mmdet_checkpoint,
+    verify_loadable,
+    write_outputs,
+)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("src", help="mmdet checkpoint (.pth)")
+    p.add_argument("dst", help="output solo_d2 checkpoint (.pth)")
+    p.add_argument("--config-out", help="output Detectron2 yaml (default: DST with .yaml)")
+    p.add_argument("--mmdet-config", help="mmdet .py config (default: the one in the checkpoint)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip building the model to check the converted keys and shapes")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    config_out = args.config_out or os.path.splitext(args.dst)[0] + ".yaml"
+    try:
+        ckpt, cfg, classes = convert_mmdet_checkpoint(
+            args.src, mmdet_config=args.mmdet_config, weights_path=args.dst
+        )
+        if not args.no_verify:
+            verify_loadable(cfg, ckpt["model"])
+    except MMDetConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for path in write_outputs(ckpt, cfg, args.dst, config_out):
+        print(f"wrote {path}")
+    print(f"{cfg.MODEL.SOLO.HEAD_NAME}, R{cfg.MODEL.RESNETS.DEPTH}, "
+          f"{cfg.MODEL.SOLO.NUM_CLASSES} classes{'' if classes else ' (no class names)'}, "
+          f"{len(ckpt['model'])} tensors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
