@@ -26,6 +26,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .torchvision import map_resnet_key
+
 __all__ = [
     "MMDetConversionError",
     "parse_mmdet_config",
@@ -316,32 +318,6 @@ def _map_kind(kind: str, rest: str) -> str:
     raise ValueError(f"unknown key-table kind {kind!r}")
 
 
-_RESNET_STEM_RE = re.compile(r"^(conv1|bn1|gn1)\.(.+)$")
-_RESNET_BLOCK_RE = re.compile(r"^layer(\d)\.(\d+)\.(.+)$")
-_BLOCK_CONV_RE = re.compile(r"^(?:conv(\d)|(?:bn|gn)(\d))\.(.+)$")
-
-
-def _map_resnet_key(k: str) -> str:
-    m = _RESNET_STEM_RE.match(k)
-    if m:
-        name, rest = m.groups()
-        return "stem.conv1." + ("" if name == "conv1" else "norm.") + rest
-    m = _RESNET_BLOCK_RE.match(k)
-    if not m:
-        raise KeyError(k)
-    stage, block, rest = m.groups()
-    prefix = f"res{int(stage) + 1}.{block}."
-    if rest.startswith("downsample.0."):
-        return prefix + "shortcut." + rest[len("downsample.0."):]
-    if rest.startswith("downsample.1."):
-        return prefix + "shortcut.norm." + rest[len("downsample.1."):]
-    m = _BLOCK_CONV_RE.match(rest)
-    if not m:
-        raise KeyError(k)
-    conv_i, norm_i, tail = m.groups()
-    return prefix + (f"conv{conv_i}." if conv_i else f"conv{norm_i}.norm.") + tail
-
-
 def convert_state_dict(
     state_dict: Dict[str, torch.Tensor], head_type: str, fpn_stages: Sequence[int]
 ) -> Dict[str, torch.Tensor]:
@@ -366,7 +342,7 @@ def convert_state_dict(
             continue
         try:
             if key.startswith("backbone."):
-                new = "backbone.bottom_up." + _map_resnet_key(key[len("backbone."):])
+                new = "backbone.bottom_up." + map_resnet_key(key[len("backbone."):])
             elif key.startswith("neck."):
                 m = re.match(r"^(lateral_convs|fpn_convs)\.(\d+)\.(.+)$", key[len("neck."):])
                 if not m:

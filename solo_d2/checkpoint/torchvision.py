@@ -13,31 +13,34 @@ from typing import Dict
 import numpy as np
 import torch
 
-__all__ = ["convert_torchvision_resnet", "save_d2_pickle"]
+__all__ = ["convert_torchvision_resnet", "map_resnet_key", "save_d2_pickle"]
 
-_STEM_RE = re.compile(r"^(conv1|bn1)\.(.+)$")
-_BLOCK_RE = re.compile(r"^layer([1-4])\.(\d+)\.(.+)$")
-_PART_RE = re.compile(r"^(?:conv([1-3])|bn([1-3])|downsample\.([01]))\.(.+)$")
+_RESNET_STEM_RE = re.compile(r"^(conv1|bn1|gn1)\.(.+)$")
+_RESNET_BLOCK_RE = re.compile(r"^layer(\d)\.(\d+)\.(.+)$")
+_BLOCK_CONV_RE = re.compile(r"^(?:conv(\d)|(?:bn|gn)(\d))\.(.+)$")
 
 
-def _rename(key: str) -> str:
-    m = _STEM_RE.match(key)
+def map_resnet_key(k: str) -> str:
+    """torchvision ResNet name (mmdet's ResNet uses the same, with ``gn`` for GroupNorm) ->
+    Detectron2 ResNet name: ``layer1.0.bn2.weight`` -> ``res2.0.conv2.norm.weight``."""
+    m = _RESNET_STEM_RE.match(k)
     if m:
-        return "stem.conv1." + ("" if m.group(1) == "conv1" else "norm.") + m.group(2)
-    m = _BLOCK_RE.match(key)
-    if m:
-        stage, block, rest = m.groups()
-        p = _PART_RE.match(rest)
-        if p:
-            conv, bn, ds, tail = p.groups()
-            if conv:
-                part = f"conv{conv}."
-            elif bn:
-                part = f"conv{bn}.norm."
-            else:
-                part = "shortcut." if ds == "0" else "shortcut.norm."
-            return f"res{int(stage) + 1}.{block}.{part}{tail}"
-    raise KeyError(key)
+        name, rest = m.groups()
+        return "stem.conv1." + ("" if name == "conv1" else "norm.") + rest
+    m = _RESNET_BLOCK_RE.match(k)
+    if not m:
+        raise KeyError(k)
+    stage, block, rest = m.groups()
+    prefix = f"res{int(stage) + 1}.{block}."
+    if rest.startswith("downsample.0."):
+        return prefix + "shortcut." + rest[len("downsample.0."):]
+    if rest.startswith("downsample.1."):
+        return prefix + "shortcut.norm." + rest[len("downsample.1."):]
+    m = _BLOCK_CONV_RE.match(rest)
+    if not m:
+        raise KeyError(k)
+    conv_i, norm_i, tail = m.groups()
+    return prefix + (f"conv{conv_i}." if conv_i else f"conv{norm_i}.norm.") + tail
 
 
 def convert_torchvision_resnet(state_dict: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
@@ -53,7 +56,7 @@ def convert_torchvision_resnet(state_dict: Dict[str, torch.Tensor]) -> Dict[str,
         if k.startswith("fc.") or k.endswith("num_batches_tracked"):
             continue
         try:
-            out[_rename(k)] = v.detach().cpu().numpy()
+            out[map_resnet_key(k)] = v.detach().cpu().numpy()
         except KeyError:
             unknown.append(k)
     if unknown:
