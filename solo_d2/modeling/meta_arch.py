@@ -202,6 +202,8 @@ class SOLO(nn.Module):
                     pos_scale=self.pos_scale,
                     num_classes=self.num_classes,
                     drop_vanished=self.drop_vanished_targets,
+                    # heads may refine the assignment (SOLOv2: mask stride, overlaps)
+                    **getattr(self.head, "target_options", dict)(),
                 )
             )
         return targets
@@ -226,7 +228,8 @@ class SOLO(nn.Module):
             )
             probs = self.head.mask_probs(mask_inputs, lvl, batch_idx, cells)
             dice_terms.append(dice_loss(probs, torch.cat([t.mask_targets for t in per_img])))
-            num_pos += len(cells)
+            # unique positive cells (a cell may carry several targets, see target_options)
+            num_pos += sum(len(torch.unique(t.pos_cells)) for t in per_img)
 
         # Lazy projection leaves levels without positives out of the graph; a zero-weight
         # touch keeps every parameter in it (DistributedDataParallel requires that).
@@ -282,6 +285,7 @@ class SOLO(nn.Module):
                     level_strides=self.strides,
                     image_size=tuple(image_size),
                     output_size=tuple(output_size),
+                    mask_stride=getattr(self.head, "mask_stride", 4),
                     **self.test_cfg,
                 )
             )

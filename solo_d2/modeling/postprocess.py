@@ -158,6 +158,7 @@ def candidates_to_instances(
     kernel: str,
     sigma: float,
     filter_thr: float,
+    mask_stride: int = 4,
 ) -> Instances:
     """Final instances of one image.
 
@@ -168,6 +169,9 @@ def candidates_to_instances(
         level_strides: nominal stride per level; masks with no more pixels than it are dropped.
         image_size: (h, w) of the image inside the padded batch.
         output_size: (height, width) to return masks at (the original image size).
+        mask_stride: how many times ``cell_probs`` are smaller than the padded batch; they
+            are upsampled by it before cropping ``image_size`` (4 for SOLO; SOLOv2's
+            MODEL.SOLO.MASK_FEAT.MASK_STRIDE).
     Returns:
         Instances with pred_masks (n, height, width) bool, pred_boxes (tight boxes of the
         masks), scores and pred_classes.
@@ -195,7 +199,7 @@ def candidates_to_instances(
     if len(keep) == 0:
         return _empty_instances(output_size, device)
     probs = cell_probs[mask_ids[keep]][None]  # (1, n, H/4, W/4)
-    padded = (probs.shape[-2] * 4, probs.shape[-1] * 4)
+    padded = (probs.shape[-2] * mask_stride, probs.shape[-1] * mask_stride)
     probs = F.interpolate(probs, size=padded, mode="bilinear")[:, :, : image_size[0], : image_size[1]]
     final = F.interpolate(probs, size=output_size, mode="bilinear")[0] > mask_thr
 

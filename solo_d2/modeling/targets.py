@@ -8,7 +8,7 @@ mask resolution. When regions overlap, the later instance wins. The arithmetic i
 same float32 steps as the reference so that boundary cases land on the same cells.
 """
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -22,7 +22,8 @@ class LevelTargets:
     """Targets of one image on one level.
 
     labels: (S, S) int64, ``num_classes`` for background.
-    pos_cells: (P,) int64 row-major cell indices of the positive cells, increasing.
+    pos_cells: (P,) int64 row-major cell indices of the positive cells, increasing (with
+        ``keep_overlaps``: grouped by instance, a cell may repeat).
     mask_targets: (P, h, w) float32 in {0, 1}: the mask each positive cell must predict.
     """
 
@@ -73,6 +74,8 @@ def assign_targets_single(
     pos_scale: float,
     num_classes: int,
     drop_vanished: bool = True,
+    mask_strides: Optional[Sequence[int]] = None,
+    keep_overlaps: bool = False,
 ) -> List[LevelTargets]:
     """Targets of one image on every level.
 
@@ -84,11 +87,22 @@ def assign_targets_single(
             ``strides[l] / 2`` times smaller than the image.
         drop_vanished: skip an instance on a level where its downscaled mask is empty
             (the reference trains such a cell towards an empty mask).
+        mask_strides: per level, how many times the masks are smaller than the image
+            (default ``strides[l] / 2``, SOLO; SOLOv2's unified mask features: its mask stride
+            on every level). The padded image is ``mask_strides[0] * mask_sizes[0]`` (default 4x).
+        keep_overlaps: a cell in several instances' centre regions keeps the label of the
+            last one but one positive entry (and mask target) per instance, in instance
+            order (mmdet SOLOv2); default: only the last instance's (mmdet SOLO).
     Returns:
         One LevelTargets per level.
     """
     device = gt_masks.device
-    img_h, img_w = mask_sizes[0][0] * 4, mask_sizes[0][1] * 4
+    if mask_strides is None:
+        factors = [int(s // 2) for s in strides]
+    else:
+        factors = [int(f) for f in mask_strides]
+    img_scale = 4 if mask_strides is None else factors[0]
+    img_h, img_w = mask_sizes[0][0] * img_scale, mask_sizes[0][1] * img_scale
     if gt_masks.shape[-2:] != (img_h, img_w):
         raise ValueError(
             f"gt_masks are {tuple(gt_masks.shape[-2:])} but the padded image is {(img_h, img_w)}"
@@ -102,10 +116,9 @@ def assign_targets_single(
 
     small_cache = {}  # downscale factor -> (M, h, w) masks; levels often share a factor
     results = []
-    for (lo, hi), stride, (mh, mw), s in zip(scale_ranges, strides, mask_sizes, num_grids):
+    for (lo, hi), factor, (mh, mw), s in zip(scale_ranges, factors, mask_sizes, num_grids):
         labels = torch.full((s, s), num_classes, dtype=torch.int64, device=device)
         hit = ((scale >= lo) & (scale <= hi) & nonempty).nonzero().flatten()
-        factor = int(stride // 2)
         if len(hit) and factor not in small_cache:
             small_cache[factor] = downscale_masks(gt_masks, factor)
         if len(hit) and drop_vanished:
@@ -136,8 +149,12 @@ def assign_targets_single(
 
         pos = owner >= 0
         labels[pos] = gt_classes[hit][owner[pos]]
-        pos_cells = pos.flatten().nonzero().flatten()
-        owners = hit[owner.flatten()[pos_cells]]
+        if keep_overlaps:
+            k_idx, pos_cells = covers.flatten(1).nonzero(as_tuple=True)
+            owners = hit[k_idx]
+        else:
+            pos_cells = pos.flatten().nonzero().flatten()
+            owners = hit[owner.flatten()[pos_cells]]
         small = small_cache[factor][owners]
         mask_targets = small.new_zeros((len(pos_cells), mh, mw))
         sh, sw = min(mh, small.shape[1]), min(mw, small.shape[2])

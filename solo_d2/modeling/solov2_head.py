@@ -1,0 +1,333 @@
+"""SOLOv2 head (Wang et al., NeurIPS 2020): dynamic kernels per grid cell + unified mask features.
+
+Semantics are mmdet 3.3.0's ``SOLOV2Head`` and ``MaskFeatModule``; the interface is that of
+the other heads in heads.py (see its module docstring):
+
+* ``forward(features)`` -> ``(cls_logits, mask_inputs)``; ``mask_inputs[l]`` is the pair
+  ``(kernel_feats_l (N, F, S_l, S_l), mask_feats (N, E, H/4, W/4))``: the kernel tower's output
+  (the input of the 3x3 ``conv_kernel``) and the unified mask features shared by all levels.
+* ``mask_probs`` predicts the dynamic kernels of the requested cells only (the 3x3
+  ``conv_kernel`` evaluated at those cells) and convolves only those with the mask features.
+  Neither the S^2 kernels of a level nor their S^2 masks are ever materialised.
+
+Parameter names mirror mmdet's so that a state dict maps with ``solov2_head_key_map``.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchvision.ops import deform_conv2d
+
+from .heads import (
+    SOLO_HEAD_REGISTRY,
+    _group_by_image,
+    _init_normal,
+    _resize,
+    _SOLOHeadBase,
+    resize_level_features,
+)
+from .layers import DeformConv, conv_norm_relu, conv_tower, coord_features
+
+__all__ = ["SOLOV2Head", "MaskFeatModule", "solov2_head_key_map"]
+
+
+def solov2_head_key_map(mmdet_key: str) -> str:
+    """Name of an mmdet ``SOLOV2Head`` state-dict entry in ``SOLOV2Head`` here.
+
+    Works on keys relative to the head (``cls_convs.0.conv.weight``) and keeps any prefix
+    unchanged (``mask_head.`` stays ``mask_head.``; the caller renames the prefix). The table:
+    mmcv ``ConvModule`` ``<m>.conv.weight|bias`` -> Detectron2 ``Conv2d`` ``<m>.weight|bias``;
+    its norm ``<m>.gn.*`` (or ``.bn.*``) -> ``<m>.norm.*``; a deformable ``ConvModule``'s
+    ``<m>.conv.conv_offset.*`` -> ``<m>.conv_offset.*``. Module paths (``cls_convs.i``,
+    ``kernel_convs.i``, ``conv_cls``, ``conv_kernel``,
+    ``mask_feature_head.convs_all_levels.i.conv{j}``, ``mask_feature_head.conv_pred``) are the
+    same on both sides.
+    """
+    key = mmdet_key
+    renames = ((".conv.conv_offset.", ".conv_offset."), (".gn.", ".norm."), (".bn.", ".norm."))
+    for old, new in renames:
+        key = key.replace(old, new)
+    for leaf in ("weight", "bias"):
+        suffix = f".conv.{leaf}"
+        if key.endswith(suffix):
+            key = key[: -len(suffix)] + f".{leaf}"
+    return key
+
+
+class _DeformConvKxK(DeformConv):
+    """``DeformConv`` (torchvision's op) with any odd kernel size; mmdet builds 1x1 ones when
+    the mask-feature branch's ``conv_cfg`` is DCN (its ``conv_pred``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> None:
+        super().__init__(in_channels, out_channels, **kwargs)
+        k = kernel_size
+        self.kernel_size = k
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k))
+        nn.init.normal_(self.weight, std=0.01)
+        self.conv_offset = nn.Conv2d(
+            in_channels, (3 if self.modulated else 2) * k * k, k, padding=k // 2
+        )
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv_offset(x)
+        mask = None
+        if self.modulated:
+            o1, o2, m = torch.chunk(out, 3, dim=1)
+            out, mask = torch.cat([o1, o2], dim=1), m.sigmoid()
+        p = self.kernel_size // 2
+        x = deform_conv2d(x, out, self.weight, self.bias, padding=(p, p), mask=mask)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+def _conv1x1_norm_relu(in_channels: int, out_channels: int, norm: str, dcn_type: str) -> nn.Module:
+    """1x1 conv (plain or deformable) + norm + ReLU, bias only without a norm (mmcv ConvModule)."""
+    if dcn_type:
+        if dcn_type not in ("DCN", "DCNv2"):
+            raise ValueError(f"Unknown DCN type {dcn_type!r}; expected '', 'DCN' or 'DCNv2'")
+        return _DeformConvKxK(
+            in_channels, out_channels, 1, modulated=dcn_type == "DCNv2", bias=not norm,
+            norm=get_norm(norm, out_channels), activation=F.relu,
+        )
+    return Conv2d(
+        in_channels, out_channels, 1, bias=not norm, norm=get_norm(norm, out_channels),
+        activation=F.relu,
+    )
+
+
+class MaskFeatModule(nn.Module):
+    """SOLOv2's unified mask-feature branch.
+
+    Level i (absolute index into the head's inputs, ``start_level <= i <= end_level``) goes
+    through i (conv + x2 bilinear upsample) steps (level 0: one conv, no upsample), so every
+    level lands at the finest input's scale; the deepest level gets CoordConv channels first.
+    The sum goes through a 1x1 conv + norm + ReLU (``conv_pred``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        feat_channels: int,
+        start_level: int,
+        end_level: int,
+        out_channels: int,
+        norm: str = "GN",
+        dcn_type: str = "",
+    ) -> None:
+        super().__init__()
+        if not 0 <= start_level <= end_level:
+            raise ValueError(
+                f"MODEL.SOLO.MASK_FEAT.START_LEVEL={start_level} and END_LEVEL={end_level} must "
+                "satisfy 0 <= START_LEVEL <= END_LEVEL"
+            )
+        self.start_level = start_level
+        self.end_level = end_level
+        self.convs_all_levels = nn.ModuleList()
+        for i in range(start_level, end_level + 1):
+            level = nn.Sequential()
+            if i == 0:
+                level.add_module("conv0", conv_norm_relu(in_channels, feat_channels, norm,
+                                                         dcn_type=dcn_type))
+            for j in range(i):
+                chn = feat_channels if j > 0 else in_channels + (2 if i == end_level else 0)
+                level.add_module(f"conv{j}", conv_norm_relu(chn, feat_channels, norm,
+                                                            dcn_type=dcn_type))
+                level.add_module(f"upsample{j}", nn.Upsample(scale_factor=2, mode="bilinear",
+                                                             align_corners=False))
+            self.convs_all_levels.append(level)
+        self.conv_pred = _conv1x1_norm_relu(feat_channels, out_channels, norm, dcn_type)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        """per level (N, C, H_l, W_l) -> (N, out_channels, H_start, W_start)."""
+        inputs = features[self.start_level : self.end_level + 1]
+        if len(inputs) != self.end_level - self.start_level + 1:
+            raise ValueError(
+                f"mask features need levels {self.start_level}..{self.end_level} but the head "
+                f"has {len(features)} (MODEL.SOLO.MASK_FEAT.END_LEVEL vs IN_FEATURES)"
+            )
+        out = self.convs_all_levels[0](inputs[0])
+        for i in range(1, len(inputs)):
+            x = inputs[i]
+            if i == len(inputs) - 1:
+                x = torch.cat([x, coord_features(x)], 1)
+            out = out + self.convs_all_levels[i](x)
+        return self.conv_pred(out)
+
+
+@SOLO_HEAD_REGISTRY.register()
+class SOLOV2Head(_SOLOHeadBase):
+    """SOLOv2: per level a category branch and a kernel branch (CoordConv input) on S x S grids,
+    plus one mask-feature map at 1/4 scale; the mask of a cell is sigmoid(kernel_cell * mask_feats).
+
+    DCN (MODEL.SOLO.DCN_TYPE) goes into every stacked conv of both branches, or only the last one
+    with MODEL.SOLO.DCN_APPLY_TO_ALL_CONV False (the light head); MODEL.SOLO.MASK_FEAT.DCN_TYPE
+    makes every conv of the mask-feature branch deformable (mmdet ``mask_feature_head.conv_cfg``).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        mask_feat_channels: int = 128,
+        mask_start_level: int = 0,
+        mask_end_level: int = 3,
+        mask_out_channels: int = 256,
+        mask_stride: int = 4,
+        mask_dcn_type: str = "",
+        dynamic_conv_size: int = 1,
+        dcn_apply_to_all_conv: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if mask_end_level >= self.num_levels:
+            raise ValueError(
+                f"MODEL.SOLO.MASK_FEAT.END_LEVEL={mask_end_level} but the head reads only "
+                f"{self.num_levels} levels"
+            )
+        self.dcn_apply_to_all_conv = dcn_apply_to_all_conv
+        self.dynamic_conv_size = dynamic_conv_size
+        self.mask_out_channels = mask_out_channels
+        self.kernel_out_channels = mask_out_channels * dynamic_conv_size**2
+        # Unified mask features: one resolution, target masks downscaled by this on every level.
+        self.mask_stride = mask_stride
+        self.kernel_convs = conv_tower(
+            self.in_channels + 2, self.feat_channels, self.stacked_convs, self.norm,
+            self.dcn_type, self._dcn_layers(),
+        )
+        self._build_cls_branch()
+        self.conv_kernel = nn.Conv2d(self.feat_channels, self.kernel_out_channels, 3, padding=1)
+        self.mask_feature_head = MaskFeatModule(
+            self.in_channels, mask_feat_channels, mask_start_level, mask_end_level,
+            mask_out_channels, self.norm, mask_dcn_type,
+        )
+        _init_normal(self, [self.conv_cls], self.prior_prob)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: List[ShapeSpec]):
+        ret = super().from_config(cfg, input_shape)
+        m = cfg.MODEL.SOLO.MASK_FEAT
+        ret.update(
+            mask_feat_channels=m.FEAT_CHANNELS,
+            mask_start_level=m.START_LEVEL,
+            mask_end_level=m.END_LEVEL,
+            mask_out_channels=m.OUT_CHANNELS,
+            mask_stride=m.MASK_STRIDE,
+            mask_dcn_type=m.DCN_TYPE,
+            dynamic_conv_size=cfg.MODEL.SOLO.DYNAMIC_CONV_SIZE,
+            dcn_apply_to_all_conv=cfg.MODEL.SOLO.DCN_APPLY_TO_ALL_CONV,
+        )
+        return ret
+
+    def _dcn_layers(self) -> List[int]:
+        if not self.dcn_type:
+            return []
+        if self.dcn_apply_to_all_conv:
+            return list(range(self.stacked_convs))
+        return [self.stacked_convs - 1]
+
+    def target_options(self) -> dict:
+        """Extra arguments of ``targets.assign_targets_single`` for this head: every level's
+        masks are at the mask-feature stride, and (as mmdet's SOLOv2) a cell covered by several
+        instances' centre regions keeps one mask target per instance."""
+        return {"mask_strides": [self.mask_stride] * self.num_levels, "keep_overlaps": True}
+
+    def kernel_forward(self, x: Tensor, level: int) -> Tensor:
+        """(N, C_in + 2, H, W) CoordConv input -> (N, feat_channels, S, S) kernel features."""
+        for j, layer in enumerate(self.kernel_convs):
+            if j == self.cls_down_index:
+                x = F.interpolate(x, size=self.num_grids[level], mode="bilinear")
+            x = layer(x)
+        return x
+
+    def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tuple[Tensor, Tensor]]]:
+        """
+        Args:
+            features: per level (N, C_in, H_l, W_l), finest first.
+        Returns:
+            cls_logits: per level (N, num_classes, S_l, S_l).
+            mask_inputs: per level ``(kernel_feats (N, feat_channels, S_l, S_l), mask_feats)``,
+                ``mask_feats`` (N, mask_out_channels, H_0, W_0) being one tensor for all levels.
+        """
+        if len(features) != self.num_levels:
+            raise ValueError(f"expected {self.num_levels} feature levels, got {len(features)}")
+        mask_feats = self.mask_feature_head(features)
+        cls_logits, mask_inputs = [], []
+        for level, x in enumerate(resize_level_features(features)):
+            # CoordConv channels are made at the level's resolution and resized with it.
+            xc = torch.cat([x, coord_features(x)], 1)
+            mask_inputs.append((self.kernel_forward(xc, level), mask_feats))
+            cls_logits.append(self.cls_forward(x, level))
+        return cls_logits, mask_inputs
+
+    def cell_kernels(self, kernel_feats: Tensor, cells: Tensor) -> Tensor:
+        """``conv_kernel`` evaluated at the given cells only.
+
+        Args:
+            kernel_feats: (F, S, S) kernel features of one image.
+            cells: (K,) row-major cell indices.
+        Returns:
+            (K, kernel_out_channels) dynamic kernels.
+        """
+        s = kernel_feats.shape[-1]
+        padded = F.pad(kernel_feats, (1, 1, 1, 1))
+        offsets = torch.arange(3, device=cells.device)
+        rows = torch.div(cells, s, rounding_mode="floor")[:, None] + offsets
+        cols = (cells % s)[:, None] + offsets
+        patches = padded[:, rows[:, :, None], cols[:, None, :]]  # (F, K, 3, 3)
+        patches = patches.transpose(0, 1).flatten(1)  # (K, F*9), the weight's (in, kh, kw) order
+        return torch.addmm(self.conv_kernel.bias, patches, self.conv_kernel.weight.flatten(1).t())
+
+    def _dynamic_conv(self, mask_feats: Tensor, kernels: Tensor) -> Tensor:
+        """(1, E, h, w) features, (K, E*k*k) kernels -> (K, h', w') logits (unpadded, as mmdet)."""
+        k = self.dynamic_conv_size
+        return F.conv2d(mask_feats, kernels.view(len(kernels), -1, k, k))[0]
+
+    def mask_probs(
+        self,
+        mask_inputs: List[Tuple[Tensor, Tensor]],
+        level: int,
+        batch_idx: Tensor,
+        cell_idx: Tensor,
+        out_size: Optional[Sequence[int]] = None,
+    ) -> Tensor:
+        """(K,) image and cell indices -> (K, h, w) sigmoid masks of only those cells' kernels."""
+        kernel_feats, mask_feats = mask_inputs[level]
+        out = mask_feats.new_empty((len(cell_idx), *self.level_mask_size(mask_inputs, level)))
+        for b, rows in _group_by_image(batch_idx):
+            kernels = self.cell_kernels(kernel_feats[b], cell_idx[rows])
+            out[rows] = self._dynamic_conv(mask_feats[b : b + 1], kernels)
+        return _resize(out.sigmoid(), out_size)
+
+    def level_mask_size(self, mask_inputs, level: int) -> Tuple[int, int]:
+        """(h, w) of the masks: the mask features' size on every level."""
+        h, w = mask_inputs[level][1].shape[-2:]
+        return (h - self.dynamic_conv_size + 1, w - self.dynamic_conv_size + 1)
+
+    def kernel_preds(self, mask_inputs, level: int) -> Tensor:
+        """All dynamic kernels of a level, (N, kernel_out_channels, S, S), as mmdet's forward
+        returns them. Tests and parity only."""
+        return self.conv_kernel(mask_inputs[level][0])
+
+    def full_mask_logits(self, mask_inputs, level: int) -> Tensor:
+        """All S^2 mask logits of a level, (N, S^2, h, w): what mmdet computes. Tests only."""
+        kernels = self.kernel_preds(mask_inputs, level).flatten(2).transpose(1, 2)
+        mask_feats = mask_inputs[level][1]
+        return torch.stack(
+            [self._dynamic_conv(mask_feats[b : b + 1], kernels[b]) for b in range(len(kernels))]
+        )
+
+    def projection_parameters(self) -> List[nn.Parameter]:
+        # Without positive cells neither the kernel branch nor the mask features reach a loss.
+        return [
+            *self.kernel_convs.parameters(),
+            *self.conv_kernel.parameters(),
+            *self.mask_feature_head.parameters(),
+        ]
