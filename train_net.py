@@ -16,10 +16,11 @@ from detectron2.evaluation import COCOEvaluator, verify_results
 import solo_d2  # noqa: F401  registers the SOLO meta-architecture, heads and datasets
 from solo_d2 import add_solo_config
 from solo_d2.data.transforms import build_solo_augmentation
+from solo_d2.solver import build_solo_optimizer
 
 
 class Trainer(DefaultTrainer):
-    """DefaultTrainer with COCO evaluation and the SOLO resize backend."""
+    """DefaultTrainer with COCO evaluation, the SOLO resize backend and full-model clipping."""
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -27,6 +28,10 @@ class Trainer(DefaultTrainer):
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
         # SOLO predicts masks and their tight boxes: always report both.
         return COCOEvaluator(dataset_name, tasks=("bbox", "segm"), output_dir=output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_solo_optimizer(cfg, model)
 
     @classmethod
     def build_train_loader(cls, cfg):

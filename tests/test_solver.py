@@ -1,0 +1,42 @@
+"""SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model": one gradient norm over all parameters."""
+import torch
+from detectron2.config import get_cfg
+
+from solo_d2.solver import build_solo_optimizer
+
+
+def _cfg(clip_type):
+    cfg = get_cfg()
+    cfg.SOLVER.BASE_LR = 1.0
+    cfg.SOLVER.MOMENTUM = 0.0
+    cfg.SOLVER.WEIGHT_DECAY = 0.0
+    cfg.SOLVER.WEIGHT_DECAY_NORM = 0.0
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = clip_type
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 5.0
+    cfg.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+    return cfg
+
+
+def _step(clip_type):
+    model = torch.nn.Linear(2, 1, bias=True)
+    torch.nn.init.zeros_(model.weight)
+    torch.nn.init.zeros_(model.bias)
+    opt = build_solo_optimizer(_cfg(clip_type), model)
+    model.weight.grad = torch.tensor([[3.0, 4.0]])  # norm 5
+    model.bias.grad = torch.tensor([12.0])  # norm 12; together 13
+    opt.step()
+    return -model.weight.detach().flatten(), -model.bias.detach()  # lr 1: update = -grad
+
+
+def test_full_model_clipping_scales_all_gradients_by_one_factor():
+    w, b = _step("full_model")
+    scale = 5.0 / 13.0
+    assert torch.allclose(w, torch.tensor([3.0, 4.0]) * scale, atol=1e-5)
+    assert torch.allclose(b, torch.tensor([12.0]) * scale, atol=1e-5)
+
+
+def test_per_parameter_norm_clipping_is_left_to_detectron2():
+    w, b = _step("norm")
+    assert torch.allclose(w, torch.tensor([3.0, 4.0]), atol=1e-5)  # norm 5: untouched
+    assert torch.allclose(b, torch.tensor([5.0]), atol=1e-5)  # clipped alone
