@@ -35,10 +35,10 @@ class LevelTargets:
 def center_of_mass(masks: Tensor) -> Tuple[Tensor, Tensor]:
     """(M, H, W) bool -> centre row and column of each mask, (M,) float32 each."""
     h, w = masks.shape[-2:]
-    m = masks.to(torch.int64)
-    area = m.sum((1, 2)).float().clamp(min=1e-6)
-    rows = (m.sum(2) * torch.arange(h, device=masks.device)).sum(1)
-    cols = (m.sum(1) * torch.arange(w, device=masks.device)).sum(1)
+    # Integer sums (bool.sum gives int64) keep the moments exact, as the reference's are.
+    area = masks.sum((1, 2)).float().clamp(min=1e-6)
+    rows = (masks.sum(2) * torch.arange(h, device=masks.device)).sum(1)
+    cols = (masks.sum(1) * torch.arange(w, device=masks.device)).sum(1)
     return rows / area, cols / area
 
 
