@@ -66,14 +66,29 @@ def import_mmdet():
     return MODELS
 
 
+# SOLOv2 variants, scaled down from mmdet's solov2_r50_fpn (feat 512, 4 stacked convs, mask
+# features 128 -> 256) and solov2-light (feat 256, 2 stacked convs, mask features 128 -> 128,
+# larger scale ranges) by the same ratios.
+SOLOV2_VARIANTS = {
+    "SOLOV2Head": dict(stacked_convs=3, feat_channels=64,
+                       mask_feature_head=dict(feat_channels=32, out_channels=64)),
+    "SOLOV2Head-light": dict(
+        stacked_convs=2, feat_channels=32,
+        scale_ranges=((1, 56), (28, 112), (56, 224), (112, 448), (224, 896)),
+        mask_feature_head=dict(feat_channels=32, out_channels=32)),
+}
+
+
 def small_solo_config(head_type: str = "SOLOHead", mmdet2: bool = False) -> Dict[str, Any]:
     """A full mmdet-style config (as top-level variables) of a small SOLO model.
 
     ResNet-18 + FPN(64) + head with 64 channels, 2 stacked convs, 5 small grids, 4 classes.
     ``mmdet2=True`` gives a 2.x-style config (img_norm_cfg, data.test with MultiScaleFlipAug).
+    ``head_type`` is an mmdet head type or a key of :data:`SOLOV2_VARIANTS` (model SOLOv2).
     """
+    v2 = SOLOV2_VARIANTS.get(head_type)
     head = dict(
-        type=head_type,
+        type="SOLOV2Head" if v2 else head_type,
         num_classes=NUM_CLASSES,
         in_channels=64,
         stacked_convs=2,
@@ -84,12 +99,18 @@ def small_solo_config(head_type: str = "SOLOHead", mmdet2: bool = False) -> Dict
         num_grids=list(NUM_GRIDS),
         cls_down_index=0,
         loss_mask=dict(type="DiceLoss", use_sigmoid=True, loss_weight=3.0,
-                       **({} if head_type == "SOLOHead" else {"activate": False})),
+                       **({} if head_type == "SOLOHead" or v2 else {"activate": False})),
         loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         norm_cfg=dict(type="GN", num_groups=32, requires_grad=True),
     )
+    if v2:
+        v2 = copy.deepcopy(v2)
+        mf = dict(feat_channels=32, start_level=0, end_level=3, out_channels=64, mask_stride=4,
+                  norm_cfg=dict(type="GN", num_groups=32, requires_grad=True))
+        mf.update(v2.pop("mask_feature_head"))
+        head.update(v2, mask_feature_head=mf)
     model = dict(
-        type="SOLO",
+        type="SOLOv2" if v2 is not None else "SOLO",
         backbone=dict(
             type="ResNet", depth=18, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
             norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True, style="pytorch",
@@ -169,12 +190,18 @@ def build_mmdet_model(cfg: Dict[str, Any], seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def shift_head_biases(model, cls_shift: float, mask_shift: float) -> None:
+def shift_head_biases(model, cls_shift: float, mask_shift: float, cls_gain: float = 1.0) -> None:
     """Add constants to the category conv bias and every mask projection bias, in place, so
-    that a random model yields a realistic number of candidates and non-empty masks."""
+    that a random model yields a realistic number of candidates and non-empty masks. SOLOv2
+    has no mask projection: its dynamic-kernel conv's weights are multiplied by ``mask_shift``
+    instead (random kernels are ~0, giving masks of probability 0.5 everywhere).
+    ``cls_gain`` multiplies the category conv's weights (spreads the scores over the cells)."""
     head = model.mask_head
     with torch.no_grad():
+        head.conv_cls.weight *= cls_gain
         head.conv_cls.bias += cls_shift
+        if hasattr(head, "conv_kernel"):
+            head.conv_kernel.weight *= mask_shift
         for name in ("conv_mask_list", "conv_mask_list_x", "conv_mask_list_y"):
             for conv in getattr(head, name, []):
                 conv.bias += mask_shift

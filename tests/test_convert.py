@@ -35,11 +35,12 @@ def _tool(name: str):
     return mod
 
 
-def _mmdet_solo_configs():
+def _mmdet_solo_configs(family: str = "solo"):
+    """mmdet's installed config folder of a family ("solo", "solov2"), or None."""
     spec = importlib.util.find_spec("mmdet")
     if spec is None or not spec.submodule_search_locations:
         return None
-    d = os.path.join(spec.submodule_search_locations[0], ".mim", "configs", "solo")
+    d = os.path.join(spec.submodule_search_locations[0], ".mim", "configs", family)
     return d if os.path.isdir(d) else None
 
 
@@ -116,9 +117,10 @@ def test_base_inheritance_merge_delete_and_references(tmp_path):
     assert "_base_" not in cfg
 
 
-def test_mmdet_solo_configs_parse_like_mmengine():
+@pytest.mark.parametrize("family", ["solo", "solov2"])
+def test_mmdet_solo_configs_parse_like_mmengine(family):
     """Our ast reading of mmdet's own SOLO configs (with _base_) equals mmengine's executing one."""
-    d = _mmdet_solo_configs()
+    d = _mmdet_solo_configs(family)
     if d is None:
         pytest.skip("mmdet's configs are not installed")
     mmengine_config = pytest.importorskip("mmengine.config")
@@ -137,6 +139,15 @@ PUBLISHED = {
     "solo_r50_fpn_1x_coco.py": "SOLO_R50_1x.yaml",
     "decoupled-solo_r50_fpn_1x_coco.py": "Decoupled_SOLO_R50_1x.yaml",
     "decoupled-solo-light_r50_fpn_3x_coco.py": "Decoupled_SOLO_Light_R50_3x.yaml",
+    "solov2/solov2_r50_fpn_1x_coco.py": "SOLOv2_R50_1x.yaml",
+    "solov2/solov2_r50_fpn_ms-3x_coco.py": "SOLOv2_R50_3x.yaml",
+    "solov2/solov2_r101_fpn_ms-3x_coco.py": "SOLOv2_R101_3x.yaml",
+    "solov2/solov2_r101-dcn_fpn_ms-3x_coco.py": "SOLOv2_R101_DCN_3x.yaml",
+    "solov2/solov2_x101-dcn_fpn_ms-3x_coco.py": "SOLOv2_X101_DCN_3x.yaml",
+    "solov2/solov2-light_r18_fpn_ms-3x_coco.py": "SOLOv2_Light_R18_3x.yaml",
+    "solov2/solov2-light_r34_fpn_ms-3x_coco.py": "SOLOv2_Light_R34_3x.yaml",
+    "solov2/solov2-light_r50_fpn_ms-3x_coco.py": "SOLOv2_Light_R50_3x.yaml",
+    "solov2/solov2-light_r50-dcn_fpn_ms-3x_coco.py": "SOLOv2_Light_R50_DCN_3x.yaml",
 }
 
 
@@ -149,13 +160,17 @@ def _repo_cfg(name: str):
 
 @pytest.mark.parametrize("mm_name", sorted(PUBLISHED))
 def test_published_configs_translate_to_our_yamls(mm_name):
-    d = _mmdet_solo_configs()
+    family, _, name = mm_name.rpartition("/")
+    d = _mmdet_solo_configs(family or "solo")
     if d is None:
         pytest.skip("mmdet's configs are not installed")
-    cfg, stages = mmdet_config_to_d2(load_mmdet_config_file(os.path.join(d, mm_name)))
+    cfg, stages = mmdet_config_to_d2(load_mmdet_config_file(os.path.join(d, name)))
     assert stages == [2, 3, 4, 5]
     ref = _repo_cfg(PUBLISHED[mm_name])
     assert cfg.MODEL.SOLO == ref.MODEL.SOLO
+    # the whole model section (backbone depth/width/DCN, FPN, ...) but the start weights
+    cfg.MODEL.WEIGHTS = ref.MODEL.WEIGHTS
+    assert cfg.MODEL == ref.MODEL
     for a, b in [
         (cfg.MODEL.PIXEL_MEAN, ref.MODEL.PIXEL_MEAN),
         (cfg.MODEL.PIXEL_STD, ref.MODEL.PIXEL_STD),
@@ -241,26 +256,80 @@ def test_head_key_mapping_table():
     with pytest.raises(MMDetConversionError, match="mask_head.kernel_convs"):
         convert_state_dict({"mask_head.kernel_convs.0.conv.weight": torch.zeros(1)},
                            "SOLOHead", [2, 3, 4, 5])
-    with pytest.raises(MMDetConversionError, match="SOLOV2Head"):
-        convert_state_dict({}, "SOLOV2Head", [2, 3, 4, 5])
+    with pytest.raises(MMDetConversionError, match="SOLOV3Head"):
+        convert_state_dict({}, "SOLOV3Head", [2, 3, 4, 5])
 
 
-def test_published_r50_weights_fit_our_model():
-    """mmdet's full-size R50 SOLO (built by mmdet, not run) converts onto our yaml's model."""
+def test_solov2_head_and_deformable_backbone_key_mapping():
+    """SOLOV2Head rows agree with solov2_head_key_map; mmcv's DCN offset conv inside a ResNet
+    block (conv2.conv_offset) becomes Detectron2's DeformBottleneckBlock.conv2_offset."""
+    from solo_d2.modeling.solov2_head import solov2_head_key_map
+
+    head_keys = [
+        "kernel_convs.0.conv.weight", "kernel_convs.2.gn.bias",
+        "kernel_convs.3.conv.conv_offset.weight", "kernel_convs.3.conv.conv_offset.bias",
+        "cls_convs.1.gn.weight", "cls_convs.3.conv.weight", "conv_kernel.weight",
+        "conv_kernel.bias", "conv_cls.bias",
+        "mask_feature_head.convs_all_levels.0.conv0.conv.weight",
+        "mask_feature_head.convs_all_levels.3.conv2.gn.bias",
+        "mask_feature_head.convs_all_levels.2.conv1.conv.conv_offset.weight",
+        "mask_feature_head.conv_pred.conv.weight", "mask_feature_head.conv_pred.gn.weight",
+        "mask_feature_head.conv_pred.conv.conv_offset.bias",
+    ]
+    sd = {f"mask_head.{k}": torch.randn(2) for k in head_keys}
+    sd["backbone.layer3.4.conv2.conv_offset.weight"] = torch.randn(27, 256, 3, 3)
+    sd["backbone.layer3.4.conv2.conv_offset.bias"] = torch.randn(27)
+    sd["backbone.layer3.4.conv2.weight"] = torch.randn(256, 256, 3, 3)
+    out = convert_state_dict(sd, "SOLOV2Head", [2, 3, 4, 5])
+    for k in head_keys:
+        assert torch.equal(out["head." + solov2_head_key_map(k)], sd[f"mask_head.{k}"]), k
+    for leaf in ("weight", "bias"):
+        assert torch.equal(out[f"backbone.bottom_up.res4.4.conv2_offset.{leaf}"],
+                           sd[f"backbone.layer3.4.conv2.conv_offset.{leaf}"])
+    assert torch.equal(out["backbone.bottom_up.res4.4.conv2.weight"],
+                       sd["backbone.layer3.4.conv2.weight"])
+    assert len(out) == len(sd)
+    bad = "mask_head.mask_feature_head.convs_all_levels.0.weight"  # no conv{j} level
+    with pytest.raises(MMDetConversionError, match=bad):
+        convert_state_dict({bad: torch.zeros(1)}, "SOLOV2Head", [2, 3, 4, 5])
+
+
+@pytest.mark.parametrize("mm_name", [
+    "solo/decoupled-solo-light_r50_fpn_3x_coco.py",
+    # ResNeXt-101 64x4d, DCNv2 in res3-res5, the head's towers and the mask-feature branch
+    "solov2/solov2_x101-dcn_fpn_ms-3x_coco.py",
+    # DCNv2 in the last conv of each tower only (dcn_apply_to_all_conv=False)
+    "solov2/solov2-light_r50-dcn_fpn_ms-3x_coco.py",
+])
+def test_published_weights_fit_our_model(mm_name):
+    """mmdet's full-size published models (built by mmdet, not run) convert onto our model,
+    every tensor kept: same count, same values under the mapped names."""
     import mmdet_reference
 
     MODELS = mmdet_reference.import_mmdet()
-    d = _mmdet_solo_configs()
+    family, name = mm_name.split("/")
+    d = _mmdet_solo_configs(family)
     if MODELS is None or d is None:
         pytest.skip("mmdet is not importable")
     from mmengine.config import ConfigDict
 
-    mm = load_mmdet_config_file(os.path.join(d, "decoupled-solo-light_r50_fpn_3x_coco.py"))
+    mm = load_mmdet_config_file(os.path.join(d, name))
     mm["model"]["backbone"]["init_cfg"] = None
     model = MODELS.build(ConfigDict(mm["model"]))
     cfg, stages = mmdet_config_to_d2(mm)
-    out = convert_state_dict(model.state_dict(), cfg.MODEL.SOLO.HEAD_NAME, stages)
+    sd = model.state_dict()
+    out = convert_state_dict(sd, cfg.MODEL.SOLO.HEAD_NAME, stages)
     verify_loadable(cfg, out)
+    assert len(out) == len([k for k in sd if not k.endswith("num_batches_tracked")])
+    if "dcn" in name:
+        r = cfg.MODEL.RESNETS
+        assert r.DEFORM_ON_PER_STAGE == [False, True, True, True] and r.DEFORM_MODULATED
+        off = sd["backbone.layer2.0.conv2.conv_offset.weight"]
+        assert off.shape[0] == 27
+        assert torch.equal(out["backbone.bottom_up.res3.0.conv2_offset.weight"], off)
+    if "x101" in name:
+        assert (cfg.MODEL.RESNETS.NUM_GROUPS, cfg.MODEL.RESNETS.WIDTH_PER_GROUP) == (64, 4)
+        assert cfg.MODEL.SOLO.MASK_FEAT.DCN_TYPE == "DCNv2"
 
 
 # ------------------------------------------------------------------ whole checkpoints, CLI
@@ -345,9 +414,9 @@ def test_refusals(tmp_path, capsys):
     assert tool.main([str(maskrcnn), str(tmp_path / "x.pth")]) == 1
     err = capsys.readouterr().err
     assert "MaskRCNN" in err and "not a supported SOLO-family" in err
-    solov2 = {"state_dict": {}, "meta": {"cfg": _tiny_mmdet_cfg_text("SOLOv2", "SOLOV2Head")}}
-    with pytest.raises(MMDetConversionError, match="SOLOV2Head"):
-        convert_mmdet_checkpoint(solov2)
+    mixed = {"state_dict": {}, "meta": {"cfg": _tiny_mmdet_cfg_text("SOLOv2", "SOLOHead")}}
+    with pytest.raises(MMDetConversionError, match="SOLOv2 with SOLOV2Head"):
+        convert_mmdet_checkpoint(mixed)
     with pytest.raises(MMDetConversionError, match="--mmdet-config"):
         convert_mmdet_checkpoint({"state_dict": {}, "meta": {}})
     with pytest.raises(MMDetConversionError, match="not valid python"):
@@ -359,6 +428,56 @@ def test_refusals(tmp_path, capsys):
     with pytest.raises(MMDetConversionError, match="roi_head.x.weight"):
         convert_mmdet_checkpoint(bad_keys)
     assert not (tmp_path / "x.pth").exists()
+
+
+def _solov2_cfg(backbone="", head="", mask_feat=""):
+    return parse_mmdet_config(
+        "model = dict(type='SOLOv2', data_preprocessor=dict(type='DetDataPreprocessor', "
+        "mean=[1.0, 2.0, 3.0], std=[2.0, 2.0, 2.0], bgr_to_rgb=True),"
+        f"backbone=dict(type='ResNet', depth=50{backbone}),"
+        "neck=dict(type='FPN', in_channels=[256, 512, 1024, 2048], out_channels=32, num_outs=5),"
+        "mask_head=dict(type='SOLOV2Head', num_classes=3, in_channels=32, feat_channels=32, "
+        f"stacked_convs=2, num_grids=[4, 4, 4, 4, 4]{head}, mask_feature_head=dict("
+        "feat_channels=32, start_level=0, end_level=3, out_channels=64, mask_stride=4, "
+        f"norm_cfg=dict(type='GN', num_groups=32){mask_feat})))\n"
+        "test_pipeline = [dict(type='Resize', scale=(300, 200), keep_ratio=True)]\n")
+
+
+def test_solov2_config_translation_and_refusals():
+    cfg, _ = mmdet_config_to_d2(_solov2_cfg(
+        ", type='ResNeXt', groups=8, base_width=8, dcn=dict(type='DCN', deform_groups=2), "
+        "stage_with_dcn=(False, False, True, True)",
+        ", dynamic_conv_size=3, dcn_cfg=dict(type='DCNv2'), dcn_apply_to_all_conv=False",
+        ", conv_cfg=dict(type='DCN')"))
+    r, s = cfg.MODEL.RESNETS, cfg.MODEL.SOLO
+    assert (r.NUM_GROUPS, r.WIDTH_PER_GROUP) == (8, 8)
+    assert r.DEFORM_ON_PER_STAGE == [False, False, True, True]
+    assert r.DEFORM_MODULATED is False and r.DEFORM_NUM_GROUPS == 2
+    assert s.HEAD_NAME == "SOLOV2Head" and s.DYNAMIC_CONV_SIZE == 3
+    assert s.DCN_TYPE == "DCNv2" and s.DCN_APPLY_TO_ALL_CONV is False
+    assert s.MASK_FEAT.DCN_TYPE == "DCN" and s.MASK_FEAT.OUT_CHANNELS == 64
+    # ResNeXt with groups=1 is a plain ResNet in mmdet (width = planes)
+    cfg, _ = mmdet_config_to_d2(_solov2_cfg(", type='ResNeXt', groups=1"))
+    assert (cfg.MODEL.RESNETS.NUM_GROUPS, cfg.MODEL.RESNETS.WIDTH_PER_GROUP) == (1, 64)
+    with pytest.raises(MMDetConversionError, match="mask_feature_head.norm_cfg"):
+        mmdet_config_to_d2(_drop_mask_feat_norm(_solov2_cfg()))
+    with pytest.raises(MMDetConversionError, match="ResNet-18"):
+        mmdet_config_to_d2(_solov2_cfg(", depth=18, dcn=dict(type='DCNv2'), "
+                                       "stage_with_dcn=(False, True, True, True)"))
+    with pytest.raises(MMDetConversionError, match="fallback_on_stride"):
+        mmdet_config_to_d2(_solov2_cfg(", dcn=dict(type='DCNv2', fallback_on_stride=True), "
+                                       "stage_with_dcn=(False, True, True, True)"))
+    with pytest.raises(MMDetConversionError, match="conv_cfg"):
+        mmdet_config_to_d2(_solov2_cfg(mask_feat=", conv_cfg=dict(type='DCNv3')"))
+    with pytest.raises(MMDetConversionError, match="end_level=5"):
+        mm = _solov2_cfg()
+        mm["model"]["mask_head"]["mask_feature_head"]["end_level"] = 5
+        mmdet_config_to_d2(mm)
+
+
+def _drop_mask_feat_norm(mm):
+    del mm["model"]["mask_head"]["mask_feature_head"]["norm_cfg"]  # mmdet's default: no norm
+    return mm
 
 
 def test_mmdet_config_flag_overrides_missing_meta(tmp_path):

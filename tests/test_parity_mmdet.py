@@ -2,7 +2,9 @@
 
 For each head a small randomly initialised mmdet SOLO (ResNet-18, FPN 64, 2 stacked convs)
 is saved as mmdet saves it, converted by solo_d2's converter, loaded into solo_d2's model
-from the written yaml, and both models see the same normalised pixels.
+from the written yaml, and both models see the same normalised pixels. SOLOv2 (mmdet model
+type "SOLOv2") runs as a scaled-down solov2_r50_fpn and a scaled-down solov2-light
+(mmdet_reference.SOLOV2_VARIANTS).
 """
 import os
 
@@ -24,11 +26,15 @@ import solo_d2  # noqa: E402
 from solo_d2.checkpoint import convert_mmdet_checkpoint, write_outputs  # noqa: E402
 
 R = mmdet_reference
-HEADS = ["SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead"]
+HEADS = ["SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead", "SOLOV2Head",
+         "SOLOV2Head-light"]
 # Bias shifts that make a random model produce tens to hundreds of candidates and masks
-# around the 0.5 threshold (decoupled masks are a product of two sigmoids).
-CLS_SHIFT = 3.5
-MASK_SHIFT = {"SOLOHead": 4.6, "DecoupledSOLOHead": 5.6, "DecoupledSOLOLightHead": 5.6}
+# around the 0.5 threshold (decoupled masks are a product of two sigmoids; SOLOv2's entry is
+# a gain on the dynamic-kernel conv's weights, see mmdet_reference.shift_head_biases).
+CLS_SHIFT = {"SOLOV2Head": 0.0, "SOLOV2Head-light": 1.0}  # 3.5 for the others
+CLS_GAIN = {"SOLOV2Head": 10.0, "SOLOV2Head-light": 10.0}  # 1 for the others
+MASK_SHIFT = {"SOLOHead": 4.6, "DecoupledSOLOHead": 5.6, "DecoupledSOLOLightHead": 5.6,
+              "SOLOV2Head": 30.0, "SOLOV2Head-light": 30.0}
 CLASSES = ["cat", "dog", "car", "tree"]
 TOL = 1e-4
 
@@ -52,8 +58,12 @@ class Pair:
 
     def __init__(self, head: str, tmp: str, mmdet2: bool = False):
         cfg = R.small_solo_config(head, mmdet2=mmdet2)
+        self.name = head
+        self.mm_head_cfg = cfg["model"]["mask_head"]
+        self.v2 = self.mm_head_cfg["type"] == "SOLOV2Head"
         self.mm = R.build_mmdet_model(cfg, seed=HEADS.index(head) if head in HEADS else 0)
-        R.shift_head_biases(self.mm, CLS_SHIFT, MASK_SHIFT[head])
+        R.shift_head_biases(self.mm, CLS_SHIFT.get(head, 3.5), MASK_SHIFT[head],
+                            CLS_GAIN.get(head, 1.0))
         src = os.path.join(tmp, "mmdet.pth")
         R.save_mmdet_checkpoint(self.mm, cfg, src, mmdet2=mmdet2, classes=CLASSES)
         dst = os.path.join(tmp, "solo_d2.pth")
@@ -69,6 +79,22 @@ class Pair:
         self.model = build_model(d2cfg)
         self.extra = DetectionCheckpointer(self.model).load(d2cfg.MODEL.WEIGHTS)
         self.model.eval()
+
+
+def _mm_cls(pair, mm_out):
+    """mmdet's category outputs: last of SOLO heads' (masks..., cls), middle of SOLOv2's
+    (kernels, cls, mask_feats)."""
+    return mm_out[1] if pair.v2 else mm_out[-1]
+
+
+def _mm_v2_mask_logits(mm_out, lvl: int, b: int, cells=None) -> torch.Tensor:
+    """mmdet SOLOv2 mask logits of image b, level lvl: its kernels (of the given cells, or all)
+    as 1x1 convs on its mask features (mmdet's own dynamic conv, done here independently)."""
+    kernels, _, mask_feats = mm_out
+    k = kernels[lvl][b].flatten(1).t()  # (S*S, E)
+    if cells is not None:
+        k = k[cells]
+    return torch.nn.functional.conv2d(mask_feats[b : b + 1], k[:, :, None, None])[0]
 
 
 @pytest.fixture(scope="module", params=HEADS)
@@ -89,7 +115,19 @@ def test_converted_checkpoint_fits_exactly(pair):
     c = pair.cfg
     assert c.MODEL.SOLO.NUM_CLASSES == R.NUM_CLASSES
     assert c.MODEL.SOLO.NUM_GRIDS == R.NUM_GRIDS
-    assert c.MODEL.SOLO.STACKED_CONVS == 2 and c.MODEL.SOLO.FEAT_CHANNELS == 64
+    mh = pair.mm_head_cfg
+    assert c.MODEL.SOLO.STACKED_CONVS == mh["stacked_convs"]
+    assert c.MODEL.SOLO.FEAT_CHANNELS == mh["feat_channels"]
+    assert c.MODEL.SOLO.HEAD_NAME == mh["type"]
+    assert [tuple(r) for r in c.MODEL.SOLO.SCALE_RANGES] == [tuple(r) for r in mh["scale_ranges"]]
+    if pair.v2:
+        mf = mh["mask_feature_head"]
+        m = c.MODEL.SOLO.MASK_FEAT
+        assert (m.FEAT_CHANNELS, m.START_LEVEL, m.END_LEVEL, m.OUT_CHANNELS, m.MASK_STRIDE) == (
+            mf["feat_channels"], mf["start_level"], mf["end_level"], mf["out_channels"],
+            mf["mask_stride"])
+        assert m.DCN_TYPE == "" and c.MODEL.SOLO.DCN_TYPE == ""
+        assert c.MODEL.SOLO.DYNAMIC_CONV_SIZE == 1 and c.MODEL.SOLO.DCN_APPLY_TO_ALL_CONV
     assert c.MODEL.FPN.OUT_CHANNELS == 64 and c.MODEL.RESNETS.DEPTH == 18
     assert c.INPUT.FORMAT == "RGB" and list(c.MODEL.PIXEL_MEAN) == R.MEAN
     assert (c.INPUT.MIN_SIZE_TEST, c.INPUT.MAX_SIZE_TEST) == (160, 256)
@@ -112,18 +150,25 @@ def test_logits_match(pair):
     cls_logits, mask_inputs = _our_head_outputs(pair, img)
     head = pair.model.head
     diffs = {"cls": 0.0, "mask": 0.0}
+    if pair.v2:
+        diffs.update(kernel=0.0, mask_feats=(mask_inputs[0][1] - mm_out[2]).abs().max().item())
     for lvl in range(len(cls_logits)):
-        diffs["cls"] = max(diffs["cls"], (cls_logits[lvl] - mm_out[-1][lvl]).abs().max().item())
+        diffs["cls"] = max(diffs["cls"],
+                           (cls_logits[lvl] - _mm_cls(pair, mm_out)[lvl]).abs().max().item())
         ours = head.full_mask_logits(mask_inputs, lvl)
-        if isinstance(ours, tuple):  # decoupled: X and Y maps
+        if pair.v2:
+            diffs["kernel"] = max(diffs["kernel"], (head.kernel_preds(mask_inputs, lvl)
+                                                    - mm_out[0][lvl]).abs().max().item())
+            ours, ref = (ours[0],), (_mm_v2_mask_logits(mm_out, lvl, 0),)
+        elif isinstance(ours, tuple):  # decoupled: X and Y maps
             ref = (mm_out[0][lvl], mm_out[1][lvl])
         else:
             ours, ref = (ours,), (mm_out[0][lvl],)
         for a, b in zip(ours, ref):
             assert a.shape == b.shape
             diffs["mask"] = max(diffs["mask"], (a - b).abs().max().item())
-    print(f"\n{type(head).__name__} max |diff| logits: {diffs}")
-    assert diffs["cls"] < TOL and diffs["mask"] < TOL
+    print(f"\n{pair.name} max |diff| logits: {diffs}")
+    assert max(diffs.values()) < TOL
 
 
 @torch.no_grad()
@@ -137,18 +182,22 @@ def test_candidate_mask_probs_match(pair):
     thr = pair.cfg.MODEL.SOLO.TEST.SCORE_THRESH
     num_cand, max_diff = 0, 0.0
     for lvl, s in enumerate(head.num_grids):
-        scores = mm_out[-1][lvl][0]  # (C, S, S)
+        scores = _mm_cls(pair, mm_out)[lvl][0]  # (C, S, S)
+        if pair.v2:  # SOLOv2's forward returns logits in eval mode too
+            scores = scores.sigmoid()
         cells = (scores > thr).any(0).flatten().nonzero().flatten()
         if len(cells) == 0:
             continue
         num_cand += len(cells)
         ours = head.mask_probs(mask_inputs, lvl, torch.zeros_like(cells), cells, out_size)
-        if len(mm_out) == 2:
+        if pair.v2:
+            ref = _mm_v2_mask_logits(mm_out, lvl, 0, cells).sigmoid()
+        elif len(mm_out) == 2:
             ref = mm_out[0][lvl][0, cells]
         else:
             ref = mm_out[0][lvl][0, cells % s] * mm_out[1][lvl][0, cells // s]
         max_diff = max(max_diff, (ours - ref).abs().max().item())
-    print(f"\n{type(head).__name__}: {num_cand} candidate cells, max |diff| probs {max_diff:.2e}")
+    print(f"\n{pair.name}: {num_cand} candidate cells, max |diff| probs {max_diff:.2e}")
     assert 10 <= num_cand
     assert max_diff < TOL
 
@@ -168,7 +217,7 @@ def test_predictions_match(pair, out_hw):
     ref = pair.mm.mask_head.predict_by_feat(*mm_out, batch_img_metas=[meta])[0]
     ours = pair.model([{"image": img, "height": H, "width": W}])[0]["instances"]
     n = len(ref.scores)
-    print(f"\n{type(pair.model.head).__name__}: {n} instances (mmdet) vs {len(ours)} (solo_d2)")
+    print(f"\n{pair.name}: {n} instances (mmdet) vs {len(ours)} (solo_d2)")
     assert 5 <= n
     assert len(ours) == n
     assert torch.equal(ours.pred_classes.cpu(), ref.labels.cpu())
@@ -226,7 +275,7 @@ def test_losses_match(pair):
         model.eval()
     rel = {k: abs(ours[k].item() - ref[k].item()) / max(abs(ref[k].item()), 1e-12)
            for k in ("loss_mask", "loss_cls")}
-    print(f"\n{type(model.head).__name__} losses ours "
+    print(f"\n{pair.name} losses ours "
           f"{ {k: round(v.item(), 6) for k, v in ours.items()} } mmdet "
           f"{ {k: round(v.item(), 6) for k, v in ref.items()} } rel diff {rel}")
     assert rel["loss_mask"] < TOL and rel["loss_cls"] < TOL

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Convert an mmdetection (2.x or 3.x) SOLO / Decoupled SOLO checkpoint to solo_d2.
+"""Convert an mmdetection (2.x or 3.x) SOLO / Decoupled SOLO / SOLOv2 checkpoint to solo_d2.
 
     python tools/convert_mmdet_checkpoint.py solo_r50_fpn_1x_coco.pth solo_r50_1x.pth \
         --config-out solo_r50_1x.yaml [--mmdet-config solo_r50_fpn_1x_coco.py]

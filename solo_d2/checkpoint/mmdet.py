@@ -9,8 +9,10 @@ Three parts:
 * :func:`mmdet_config_to_d2`: the mmdet model/pipeline settings -> a Detectron2 config
   (``get_cfg()`` + ``add_solo_config``) that builds the same network.
 * :func:`convert_state_dict`: table-driven key mapping (:data:`HEAD_KEY_TABLE`) from mmdet
-  names to solo_d2 names. Adding a head (e.g. SOLOv2) is one more table row plus, where it
-  has new config keys, a few lines in :func:`_head_settings`.
+  names to solo_d2 names. Adding a head is one more table row plus, where it has new config
+  keys, a few lines in :func:`_head_settings` (as SOLOv2's :func:`_solov2_settings`).
+  Backbones: mmdet ResNet / ResNeXt, with DCN / DCNv2 stages (Detectron2's
+  DeformBottleneckBlock; its offset conv is ``conv2_offset`` where mmcv has ``conv2.conv_offset``).
 
 :func:`convert_mmdet_checkpoint` ties them together; ``tools/convert_mmdet_checkpoint.py``
 is its command line.
@@ -49,6 +51,7 @@ AUTHOR = "solo_d2 mmdet converter"
 # mmdet detector type -> the head types solo_d2 can load into it.
 SUPPORTED_MODEL_TYPES = {
     "SOLO": ("SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead"),
+    "SOLOv2": ("SOLOV2Head",),
 }
 
 
@@ -269,6 +272,8 @@ def load_mmdet_config_file(path: str, _seen: Tuple[str, ...] = ()) -> Dict[str, 
 #                       (plain and deformable convs alike: our conv_norm_relu / DeformConv
 #                       keep weight, bias, conv_offset.* and norm.* at that level).
 #   "convmodule_list":  a ModuleList/Sequential of ConvModules: "{i}.<convmodule rest>".
+#   "convmodule_seqs":  a ModuleList of Sequentials of named ConvModules (SOLOv2's
+#                       MaskFeatModule.convs_all_levels): "{i}.{name}.<convmodule rest>".
 # HEAD_KEY_TABLE[head type] = [(mmdet name under "mask_head.", our name under "head.", kind)].
 HEAD_KEY_TABLE: Dict[str, List[Tuple[str, str, str]]] = {
     "SOLOHead": [
@@ -291,6 +296,16 @@ HEAD_KEY_TABLE: Dict[str, List[Tuple[str, str, str]]] = {
         ("conv_mask_list_x", "conv_mask_list_x", "plain"),
         ("conv_mask_list_y", "conv_mask_list_y", "plain"),
         ("conv_cls", "conv_cls", "plain"),
+    ],
+    # solo_d2.modeling.solov2_head.solov2_head_key_map gives the same names (tested).
+    "SOLOV2Head": [
+        ("kernel_convs", "kernel_convs", "convmodule_list"),
+        ("cls_convs", "cls_convs", "convmodule_list"),
+        ("conv_kernel", "conv_kernel", "plain"),
+        ("conv_cls", "conv_cls", "plain"),
+        ("mask_feature_head.convs_all_levels", "mask_feature_head.convs_all_levels",
+         "convmodule_seqs"),
+        ("mask_feature_head.conv_pred", "mask_feature_head.conv_pred", "convmodule"),
     ],
 }
 
@@ -315,7 +330,23 @@ def _map_kind(kind: str, rest: str) -> str:
         if not idx.isdigit():
             raise KeyError(rest)
         return f"{idx}.{_convmodule_rest(sub)}"
+    if kind == "convmodule_seqs":
+        idx, name, sub = (rest.split(".", 2) + ["", ""])[:3]
+        if not idx.isdigit() or not name or not sub:
+            raise KeyError(rest)
+        return f"{idx}.{name}.{_convmodule_rest(sub)}"
     raise ValueError(f"unknown key-table kind {kind!r}")
+
+
+def _map_backbone_key(k: str) -> str:
+    """mmdet ResNet / ResNeXt name -> Detectron2 ResNet name. A deformable block's offset conv,
+    mmcv's ``layerX.Y.conv2.conv_offset.*`` (inside the DCN module), is Detectron2's
+    ``resX+1.Y.conv2_offset.*`` (DeformBottleneckBlock's sibling of ``conv2``)."""
+    m = re.match(r"^(layer\d\.\d+)\.conv2\.conv_offset\.(weight|bias)$", k)
+    if m:
+        new = map_resnet_key(f"{m.group(1)}.conv2.{m.group(2)}")
+        return new[: -len(f"conv2.{m.group(2)}")] + f"conv2_offset.{m.group(2)}"
+    return map_resnet_key(k)
 
 
 def convert_state_dict(
@@ -342,7 +373,7 @@ def convert_state_dict(
             continue
         try:
             if key.startswith("backbone."):
-                new = "backbone.bottom_up." + map_resnet_key(key[len("backbone."):])
+                new = "backbone.bottom_up." + _map_backbone_key(key[len("backbone."):])
             elif key.startswith("neck."):
                 m = re.match(r"^(lateral_convs|fpn_convs)\.(\d+)\.(.+)$", key[len("neck."):])
                 if not m:
@@ -469,6 +500,44 @@ def _normalisation(cfg: Dict[str, Any]) -> Tuple[List[float], List[float], str]:
     return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]], fmt
 
 
+def _dcn_type(dcn: Any, where: str) -> str:
+    """mmcv conv_cfg / dcn_cfg of a deformable conv -> "DCN" | "DCNv2" (one deform group)."""
+    _require(isinstance(dcn, dict) and dcn.get("type") in ("DCN", "DCNv2"),
+             f"{where}={dcn!r}: only dict(type='DCN') or dict(type='DCNv2') is supported")
+    groups = dcn.get("deform_groups", dcn.get("deformable_groups", 1))
+    _require(int(groups) == 1, f"{where}: deform_groups={groups} (the head supports 1)")
+    return dcn["type"]
+
+
+def _solov2_settings(head: dict, norm: str) -> Dict[str, Any]:
+    """MODEL.SOLO.* values only SOLOV2Head has: the mask-feature branch and dynamic convs."""
+    mf = head.get("mask_feature_head")
+    _require(isinstance(mf, dict), "SOLOV2Head without a mask_feature_head dict")
+    for k in ("feat_channels", "start_level", "end_level", "out_channels"):
+        _require(k in mf, f"mask_head.mask_feature_head has no {k!r} (mmdet requires it)")
+    # mmdet's MaskFeatModule defaults to no norm; solo_d2's uses the head's MODEL.SOLO.NORM.
+    mf_norm = _norm_name(mf.get("norm_cfg"), "mask_head.mask_feature_head.norm_cfg")
+    _require(mf_norm == norm,
+             f"mask_head.mask_feature_head.norm_cfg={mf.get('norm_cfg')!r} differs from the "
+             f"head's norm ({norm or 'none'!r}); solo_d2 uses MODEL.SOLO.NORM for both")
+    conv_cfg = mf.get("conv_cfg")
+    if int(head.get("cls_down_index", 0)) != 0:
+        warnings.warn(f"SOLOV2Head ignores cls_down_index={head['cls_down_index']} (it resizes "
+                      "before the first conv); writing MODEL.SOLO.CLS_DOWN_INDEX 0")
+    return {
+        "CLS_DOWN_INDEX": 0,
+        "DYNAMIC_CONV_SIZE": int(head.get("dynamic_conv_size", 1)),
+        "DCN_APPLY_TO_ALL_CONV": bool(head.get("dcn_apply_to_all_conv", True)),
+        "MASK_FEAT.FEAT_CHANNELS": int(mf["feat_channels"]),
+        "MASK_FEAT.START_LEVEL": int(mf["start_level"]),
+        "MASK_FEAT.END_LEVEL": int(mf["end_level"]),
+        "MASK_FEAT.OUT_CHANNELS": int(mf["out_channels"]),
+        "MASK_FEAT.MASK_STRIDE": int(mf.get("mask_stride", 4)),
+        "MASK_FEAT.DCN_TYPE": (_dcn_type(conv_cfg, "mask_head.mask_feature_head.conv_cfg")
+                               if conv_cfg else ""),
+    }
+
+
 def _head_settings(head: dict, test_cfg: dict) -> Dict[str, Any]:
     """MODEL.SOLO.* values (flat key -> value) of an mmdet SOLO-family head dict."""
     out: Dict[str, Any] = {
@@ -488,10 +557,11 @@ def _head_settings(head: dict, test_cfg: dict) -> Dict[str, Any]:
     }
     dcn = head.get("dcn_cfg")
     if dcn:
-        _require(head["type"] == "DecoupledSOLOLightHead",
+        _require(head["type"] in ("DecoupledSOLOLightHead", "SOLOV2Head"),
                  f"dcn_cfg on {head['type']} is not supported")
-        _require(dcn.get("type") in ("DCN", "DCNv2"), f"unsupported dcn_cfg {dcn}")
-        out["DCN_TYPE"] = dcn["type"]
+        out["DCN_TYPE"] = _dcn_type(dcn, "mask_head.dcn_cfg")
+    if head["type"] == "SOLOV2Head":
+        out.update(_solov2_settings(head, out["NORM"]))
     loss_mask = head.get("loss_mask") or {}
     loss_cls = head.get("loss_cls") or {}
     if loss_mask and (loss_mask.get("type") != "DiceLoss" or loss_mask.get("eps", 1e-3) != 1e-3
@@ -518,6 +588,40 @@ def _head_settings(head: dict, test_cfg: dict) -> Dict[str, Any]:
         if k in test_cfg:
             out[ours] = typ(test_cfg[k])
     return out
+
+
+def _resnext_widths(bb: dict, depth: int, source: str) -> Tuple[int, int]:
+    """(RESNETS.NUM_GROUPS, WIDTH_PER_GROUP) of an mmdet ResNet / ResNeXt. mmdet's ResNeXt
+    bottleneck width is floor(planes * base_width / 64) * groups (planes = 64 * 2^stage), or
+    planes when groups == 1; Detectron2's is NUM_GROUPS * WIDTH_PER_GROUP * 2^stage."""
+    if bb.get("type") != "ResNeXt":
+        return 1, 64
+    groups = int(bb.get("groups", 1))
+    base_width = bb.get("base_width", 4)
+    _require(depth >= 50, f"{source}: ResNeXt depth {depth} (mmdet builds 50, 101, 152)")
+    if groups == 1:
+        return 1, 64
+    _require(float(base_width) == int(base_width) and int(base_width) > 0,
+             f"{source}: ResNeXt base_width={base_width!r} must be a positive integer")
+    return groups, int(base_width)
+
+
+def _backbone_dcn(bb: dict, depth: int, source: str) -> Dict[str, Any]:
+    """mmdet ResNet ``dcn`` / ``stage_with_dcn`` -> RESNETS.DEFORM_* values (Detectron2's
+    DeformBottleneckBlock: every block of a stage, offset conv ``conv2_offset``)."""
+    dcn = bb.get("dcn")
+    stages = tuple(bool(v) for v in bb.get("stage_with_dcn", (False,) * 4))
+    if not dcn or not any(stages):
+        return {"on": [False] * 4, "modulated": False, "groups": 1}
+    _require(len(stages) == 4, f"{source}: stage_with_dcn={stages} needs 4 entries")
+    _require(isinstance(dcn, dict) and dcn.get("type") in ("DCN", "DCNv2"),
+             f"{source}: backbone dcn={dcn!r}: only type 'DCN' or 'DCNv2' is supported")
+    _require(depth >= 50, f"{source}: backbone dcn on ResNet-{depth}: Detectron2 has "
+             "deformable blocks for bottleneck ResNets (depth >= 50) only")
+    _require(not dcn.get("fallback_on_stride", False),
+             f"{source}: backbone dcn fallback_on_stride=True is not supported")
+    groups = int(dcn.get("deform_groups", dcn.get("deformable_groups", 1)))
+    return {"on": list(stages), "modulated": dcn["type"] == "DCNv2", "groups": groups}
 
 
 def _check_solo_family(cfg: Dict[str, Any], source: str) -> Tuple[dict, str]:
@@ -550,13 +654,14 @@ def mmdet_config_to_d2(mm: Dict[str, Any], source: str = "mmdet config"):
     neck = model.get("neck") or {}
     head = model["mask_head"]
 
-    _require(bb.get("type") == "ResNet",
-             f"{source}: backbone type {bb.get('type')!r} is not supported (ResNet only)")
+    _require(bb.get("type") in ("ResNet", "ResNeXt"),
+             f"{source}: backbone type {bb.get('type')!r} is not supported (ResNet, ResNeXt)")
     depth = int(bb.get("depth", 50))
     _require(depth in (18, 34, 50, 101, 152), f"{source}: ResNet depth {depth}")
     _require(int(bb.get("num_stages", 4)) == 4, f"{source}: ResNet num_stages must be 4")
-    for key, default in (("deep_stem", False), ("avg_down", False), ("dcn", None),
-                         ("plugins", None)):
+    num_groups, width_per_group = _resnext_widths(bb, depth, source)
+    deform = _backbone_dcn(bb, depth, source)
+    for key, default in (("deep_stem", False), ("avg_down", False), ("plugins", None)):
         _require(bb.get(key, default) in (default, False, None),
                  f"{source}: ResNet {key}={bb.get(key)!r} is not supported")
     _require(tuple(bb.get("dilations", (1, 1, 1, 1))) == (1, 1, 1, 1)
@@ -598,6 +703,10 @@ def mmdet_config_to_d2(mm: Dict[str, Any], source: str = "mmdet config"):
     solo = _head_settings(head, test_cfg)
     _require(len(solo["NUM_GRIDS"]) == len(levels),
              f"{source}: {len(solo['NUM_GRIDS'])} grids for {len(levels)} FPN levels")
+    if "MASK_FEAT.END_LEVEL" in solo:
+        _require(solo["MASK_FEAT.END_LEVEL"] < len(levels),
+                 f"{source}: mask_feature_head.end_level={solo['MASK_FEAT.END_LEVEL']} but "
+                 f"the head reads {len(levels)} levels")
     mean, std, fmt = _normalisation(mm)
 
     cfg = get_cfg()
@@ -615,12 +724,14 @@ def mmdet_config_to_d2(mm: Dict[str, Any], source: str = "mmdet config"):
     r.OUT_FEATURES = [f"res{s}" for s in stages]
     r.STRIDE_IN_1X1 = style == "caffe"
     r.NORM = res_norm
-    r.NUM_GROUPS = 1
-    r.WIDTH_PER_GROUP = 64
+    r.NUM_GROUPS = num_groups
+    r.WIDTH_PER_GROUP = width_per_group
     r.STEM_OUT_CHANNELS = 64
     r.RES2_OUT_CHANNELS = 64 if depth in (18, 34) else 256
     r.RES5_DILATION = 1
-    r.DEFORM_ON_PER_STAGE = [False] * 4
+    r.DEFORM_ON_PER_STAGE = deform["on"]
+    r.DEFORM_MODULATED = deform["modulated"]
+    r.DEFORM_NUM_GROUPS = deform["groups"]
     cfg.MODEL.FPN.IN_FEATURES = [f"res{s}" for s in stages]
     cfg.MODEL.FPN.OUT_CHANNELS = fpn_ch
     cfg.MODEL.FPN.NORM = fpn_norm
