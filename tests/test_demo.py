@@ -1,0 +1,96 @@
+"""demo.py: writes one PNG of the input's size per input, filters by score, clear bad-input errors."""
+import os
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from detectron2.data import MetadataCatalog
+from detectron2.structures import Boxes, Instances
+
+from conftest import ROOT
+
+sys.path.insert(0, ROOT)
+import demo  # noqa: E402
+
+BASE = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
+# The tiny R18 model of conftest.tiny_cfg, random init, on the CPU.
+TINY_OPTS = [
+    "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEPTH", "18",
+    "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.RESNETS.NORM", "FrozenBN",
+    "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.SOLO.FEAT_CHANNELS", "32",
+    "MODEL.SOLO.STACKED_CONVS", "2", "MODEL.SOLO.NUM_CLASSES", "6",
+    "MODEL.SOLO.NUM_GRIDS", "[12, 10, 8, 6, 4]",
+    "MODEL.SOLO.SCALE_RANGES", "[[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]",
+    # every cell a candidate, so that the random model's predictions go through drawing too
+    "MODEL.SOLO.TEST.SCORE_THRESH", "0.0", "MODEL.SOLO.TEST.NMS_PRE", "50",
+    "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256",
+    "DATASETS.TRAIN", "()", "DATASETS.TEST", "('solo_shapes_val',)",
+]
+
+
+def _write_image(path, h, w, seed=0):
+    img = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+    cv2.circle(img, (w // 2, h // 2), min(h, w) // 4, (20, 200, 20), -1)
+    cv2.imwrite(path, img)
+
+
+def test_demo_writes_png_of_input_size(tmp_path):
+    a, b = str(tmp_path / "a.png"), str(tmp_path / "b.jpg")
+    _write_image(a, 100, 150)
+    _write_image(b, 90, 64, seed=1)
+    out = tmp_path / "vis"
+    rc = demo.main(
+        ["--config-file", BASE, "--input", a, str(tmp_path / "*.jpg"), "--output", str(out),
+         "--confidence-threshold", "0.0", "--opts", *TINY_OPTS]
+    )
+    assert rc == 0
+    assert sorted(os.listdir(out)) == ["a.png", "b.png"]
+    assert cv2.imread(str(out / "a.png")).shape == (100, 150, 3)
+    assert cv2.imread(str(out / "b.png")).shape == (90, 64, 3)
+
+
+def test_missing_input_is_a_clear_error(tmp_path, capsys):
+    missing = str(tmp_path / "nope.png")
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--config-file", BASE, "--input", missing, "--output", str(tmp_path / "o")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope.png" in err and "does not exist" in err
+    with pytest.raises(SystemExit):
+        demo.main(["--config-file", BASE, "--input", str(tmp_path / "*.png"),
+                   "--output", str(tmp_path / "o")])
+    assert "matches no file" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    img, out = str(tmp_path / "a.png"), tmp_path / "out.png"
+    _write_image(img, 32, 32)
+    out.write_text("not a folder")
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--config-file", BASE, "--input", img, "--output", str(out)])
+    assert e.value.code == 2
+    assert "is an existing file" in capsys.readouterr().err
+
+
+def test_visualize_draws_only_instances_above_threshold():
+    """A fake predictor returns two masks: only the one scoring >= 0.3 changes its pixels."""
+    h, w = 64, 96
+    image = np.full((h, w, 3), 128, np.uint8)
+    masks = torch.zeros(2, h, w, dtype=torch.bool)
+    masks[0, 5:25, 5:35] = True
+    masks[1, 35:60, 50:90] = True
+    inst = Instances((h, w))
+    inst.pred_masks = masks
+    inst.scores = torch.tensor([0.9, 0.2])
+    inst.pred_classes = torch.tensor([0, 1])
+    inst.pred_boxes = Boxes(torch.tensor([[5.0, 5, 35, 25], [50, 35, 90, 60]]))
+    drawing, num = demo.visualize(
+        lambda img: {"instances": inst}, image, MetadataCatalog.get("solo_shapes_val"), 0.3
+    )
+    assert num == 1 and drawing.shape == (h, w, 3) and drawing.dtype == np.uint8
+    changed = np.abs(drawing.astype(int) - 128).sum(-1) > 0
+    assert changed[10:20, 10:30].mean() > 0.9  # drawn mask
+    assert not changed[40:55, 55:85].any()     # filtered out (score 0.2 < 0.3)
