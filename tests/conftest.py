@@ -12,19 +12,26 @@ import solo_d2
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_cfg(head: str = "SOLOHead", num_classes: int = 3):
-    """R18-FPN(32 ch) SOLO with 2 stacked convs and small grids: fast on a CPU."""
+def tiny_cfg(
+    head: str = "SOLOHead",
+    num_classes: int = 3,
+    config: str = "Base-SOLO.yaml",
+    fpn_channels: int = 32,
+    feat_channels: int = 32,
+):
+    """R18-FPN SOLO (32 channels by default) with 2 stacked convs and small grids: fast on a
+    CPU. ``config`` (under configs/) supplies everything else, e.g. SOLOv2's settings."""
     cfg = get_cfg()
     solo_d2.add_solo_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "Base-SOLO.yaml"))
+    cfg.merge_from_file(os.path.join(ROOT, "configs", config))
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.RESNETS.DEPTH = 18
     cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
     cfg.MODEL.RESNETS.NORM = "FrozenBN"
-    cfg.MODEL.FPN.OUT_CHANNELS = 32
+    cfg.MODEL.FPN.OUT_CHANNELS = fpn_channels
     cfg.MODEL.SOLO.HEAD_NAME = head
-    cfg.MODEL.SOLO.FEAT_CHANNELS = 32
+    cfg.MODEL.SOLO.FEAT_CHANNELS = feat_channels
     cfg.MODEL.SOLO.STACKED_CONVS = 2
     cfg.MODEL.SOLO.NUM_GRIDS = [12, 10, 8, 6, 4]
     cfg.MODEL.SOLO.SCALE_RANGES = [[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]

@@ -14,6 +14,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 
 import solo_d2
+from conftest import tiny_cfg
 from solo_d2.modeling.solov2_head import SOLOV2Head, solov2_head_key_map
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,26 +26,11 @@ FPN_CH, HEAD_CH, MASK_FEAT_CH, MASK_OUT_CH = 64, 64, 32, 64
 
 def _cfg(**solo):
     """R18-FPN(64) SOLOv2 with 2 stacked convs, small grids, 3 classes: fast on a CPU."""
-    cfg = get_cfg()
-    solo_d2.add_solo_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "SOLOv2_R50_1x.yaml"))
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.FPN.OUT_CHANNELS = FPN_CH
-    s = cfg.MODEL.SOLO
-    s.NUM_CLASSES = NUM_CLASSES
-    s.FEAT_CHANNELS = HEAD_CH
-    s.STACKED_CONVS = 2
-    s.NUM_GRIDS = GRIDS
-    s.SCALE_RANGES = RANGES
-    s.MASK_FEAT.FEAT_CHANNELS = MASK_FEAT_CH
-    s.MASK_FEAT.OUT_CHANNELS = MASK_OUT_CH
+    cfg = tiny_cfg("SOLOV2Head", NUM_CLASSES, "SOLOv2_R50_1x.yaml", FPN_CH, HEAD_CH)
+    cfg.MODEL.SOLO.MASK_FEAT.FEAT_CHANNELS = MASK_FEAT_CH
+    cfg.MODEL.SOLO.MASK_FEAT.OUT_CHANNELS = MASK_OUT_CH
     for k, v in solo.items():
-        setattr(s, k, v)
-    cfg.DATASETS.TRAIN = ()
-    cfg.DATASETS.TEST = ()
+        setattr(cfg.MODEL.SOLO, k, v)
     return cfg
 
 
