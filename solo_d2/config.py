@@ -88,3 +88,9 @@ def add_solo_config(cfg: CN) -> None:
     # Resize with OpenCV's bilinear (as mmdet/mmcv do) instead of PIL's; needed for pixel
     # parity with mmdet-trained checkpoints. Applies to ResizeShortestEdge in the SOLO mapper.
     _C.INPUT.RESIZE_BACKEND = "pil"
+
+    # "SGD" (Detectron2's optimizer, as mmdet's SOLO configs use) or "ADAMW" (same parameter
+    # groups; used by the from-scratch quick-start configs, where it learns much faster).
+    _C.SOLVER.OPTIMIZER = "SGD"
+    # AdamW's (beta1, beta2).
+    _C.SOLVER.ADAMW_BETAS = (0.9, 0.999)

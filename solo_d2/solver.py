@@ -1,13 +1,44 @@
-"""Optimizer with mmdet's gradient clipping (one norm over all parameters)."""
+"""Optimizer: Detectron2's SGD or AdamW, with mmdet's gradient clipping (one norm over all
+parameters) as an option."""
 import torch
 from detectron2.config import CfgNode
 from detectron2.solver import build_optimizer
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
 __all__ = ["build_solo_optimizer"]
 
 
+_OPTIMIZERS = ("SGD", "ADAMW")
+
+
+def _build_base_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """``SOLVER.OPTIMIZER``: "SGD" is Detectron2's own ``build_optimizer``; "ADAMW" uses the
+    same parameter groups (bias / norm learning-rate and weight-decay settings) and
+    Detectron2's per-parameter clipping, with ``SOLVER.ADAMW_BETAS``."""
+    name = cfg.SOLVER.OPTIMIZER.upper()
+    if name not in _OPTIMIZERS:
+        raise ValueError(f"SOLVER.OPTIMIZER is {cfg.SOLVER.OPTIMIZER!r}; expected one of {_OPTIMIZERS}")
+    if name == "SGD":
+        return build_optimizer(cfg, model)
+    params = get_default_optimizer_params(
+        model,
+        base_lr=cfg.SOLVER.BASE_LR,
+        weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+        bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+        weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+    )
+    optimizer = torch.optim.AdamW(
+        params,
+        lr=cfg.SOLVER.BASE_LR,
+        betas=tuple(cfg.SOLVER.ADAMW_BETAS),
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+    )
+    return maybe_add_gradient_clipping(cfg, optimizer)
+
+
 def build_solo_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Detectron2's optimizer, plus ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model"``.
+    """Detectron2's optimizer (``SOLVER.OPTIMIZER`` "SGD", or "ADAMW"), plus
+    ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model"``.
 
     Detectron2's "norm" clips every parameter's gradient separately; mmdet's
     ``clip_grad=dict(max_norm=35, norm_type=2)`` (SOLOv2) clips the norm of all gradients
@@ -15,11 +46,11 @@ def build_solo_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Op
     """
     clip = cfg.SOLVER.CLIP_GRADIENTS
     if not (clip.ENABLED and clip.CLIP_TYPE == "full_model"):
-        return build_optimizer(cfg, model)
+        return _build_base_optimizer(cfg, model)
     cfg = cfg.clone()
     cfg.defrost()
     cfg.SOLVER.CLIP_GRADIENTS.ENABLED = False
-    optimizer = build_optimizer(cfg, model)
+    optimizer = _build_base_optimizer(cfg, model)
     max_norm, norm_type = clip.CLIP_VALUE, clip.NORM_TYPE
 
     class FullModelGradientClipping(type(optimizer)):

@@ -1,12 +1,16 @@
-"""SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model": one gradient norm over all parameters."""
+"""build_solo_optimizer: SOLVER.OPTIMIZER (SGD / AdamW) and CLIP_TYPE "full_model" (one
+gradient norm over all parameters)."""
+import pytest
 import torch
 from detectron2.config import get_cfg
 
+from solo_d2 import add_solo_config
 from solo_d2.solver import build_solo_optimizer
 
 
 def _cfg(clip_type):
     cfg = get_cfg()
+    add_solo_config(cfg)
     cfg.SOLVER.BASE_LR = 1.0
     cfg.SOLVER.MOMENTUM = 0.0
     cfg.SOLVER.WEIGHT_DECAY = 0.0
@@ -40,3 +44,34 @@ def test_per_parameter_norm_clipping_is_left_to_detectron2():
     w, b = _step("norm")
     assert torch.allclose(w, torch.tensor([3.0, 4.0]), atol=1e-5)  # norm 5: untouched
     assert torch.allclose(b, torch.tensor([5.0]), atol=1e-5)  # clipped alone
+
+
+def _adamw_step(clip_type, enabled=True):
+    cfg = _cfg(clip_type)
+    cfg.SOLVER.OPTIMIZER = "ADAMW"
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = enabled
+    model = torch.nn.Linear(2, 1, bias=True)
+    torch.nn.init.zeros_(model.weight)
+    torch.nn.init.zeros_(model.bias)
+    opt = build_solo_optimizer(cfg, model)
+    assert isinstance(opt, torch.optim.AdamW)
+    model.weight.grad = torch.tensor([[3.0, -4.0]])
+    model.bias.grad = torch.tensor([12.0])
+    opt.step()
+    return model.weight.detach().flatten(), model.bias.detach()
+
+
+@pytest.mark.parametrize("clip_type,enabled", [("full_model", True), ("norm", True), ("norm", False)])
+def test_adamw_first_step_moves_each_weight_by_lr_against_its_gradient_sign(clip_type, enabled):
+    # Adam's bias-corrected first step is lr * g / (|g| + eps): -sign(g) at lr 1, whatever
+    # the clipping scaled g by; weight decay is 0 here.
+    w, b = _adamw_step(clip_type, enabled)
+    assert torch.allclose(w, torch.tensor([-1.0, 1.0]), atol=1e-5)
+    assert torch.allclose(b, torch.tensor([-1.0]), atol=1e-5)
+
+
+def test_unknown_optimizer_is_a_clear_error():
+    cfg = _cfg("norm")
+    cfg.SOLVER.OPTIMIZER = "LAMB"
+    with pytest.raises(ValueError, match="LAMB.*SGD.*ADAMW"):
+        build_solo_optimizer(cfg, torch.nn.Linear(2, 1))
