@@ -191,16 +191,16 @@ class SOLOHead(_SOLOHeadBase):
             features: per level (N, C_in, H_l, W_l), finest first.
         Returns:
             cls_logits: per level (N, num_classes, S_l, S_l).
-            mask_feats: per level (N, feat_channels, 2*H'_l, 2*W'_l): the mask tower's output
-                after x2 upsampling, i.e. the input of the (never materialised) S^2 projection.
+            mask_feats: per level (N, feat_channels, H'_l, W'_l): the mask tower's output,
+                before the x2 upsampling that precedes the (never materialised) S^2
+                projection. See ``mask_probs`` for why the upsampling is deferred.
         """
         if len(features) != self.num_levels:
             raise ValueError(f"expected {self.num_levels} feature levels, got {len(features)}")
         feats = resize_level_features(features)
         cls_logits, mask_feats = [], []
         for level, x in enumerate(feats):
-            m = self.mask_convs(torch.cat([x, coord_features(x)], 1))
-            mask_feats.append(F.interpolate(m, scale_factor=2, mode="bilinear"))
+            mask_feats.append(self.mask_convs(torch.cat([x, coord_features(x)], 1)))
             cls_logits.append(self.cls_forward(x, level))
         return cls_logits, mask_feats
 
@@ -212,22 +212,35 @@ class SOLOHead(_SOLOHeadBase):
         cell_idx: Tensor,
         out_size: Optional[Sequence[int]] = None,
     ) -> Tensor:
-        """(K,) image and cell indices -> (K, h, w) sigmoid mask probabilities of those cells."""
+        """(K,) image and cell indices -> (K, h, w) sigmoid mask probabilities of those cells.
+
+        The reference upsamples the C-channel features x2 and then projects them. A 1x1 conv
+        and bilinear resizing are both linear and bilinear weights sum to 1, so projecting
+        first (a (K, C) x (C, h*w) matmul at the features' resolution) and upsampling the K
+        maps gives the same logits to float rounding, for a quarter of the projection's work.
+        """
         feats = mask_inputs[level]
         conv = self.conv_mask_list[level]
-        out = feats.new_empty((len(cell_idx), *feats.shape[-2:]))
+        h, w = feats.shape[-2:]
+        out = feats.new_empty((len(cell_idx), 2 * h, 2 * w))
         for b, rows in _group_by_image(batch_idx):
             cells = cell_idx[rows]
-            out[rows] = F.conv2d(feats[b : b + 1], conv.weight[cells], conv.bias[cells])[0]
+            logits = torch.addmm(
+                conv.bias[cells, None], conv.weight[cells].flatten(1), feats[b].flatten(1)
+            )
+            out[rows] = F.interpolate(logits.view(1, -1, h, w), scale_factor=2, mode="bilinear")[0]
         return _resize(out.sigmoid(), out_size)
 
     def level_mask_size(self, mask_inputs: List[Tensor], level: int) -> Tuple[int, int]:
-        """(h, w) of level ``level``'s mask predictions."""
-        return tuple(mask_inputs[level].shape[-2:])
+        """(h, w) of level ``level``'s mask predictions: twice the mask features' size."""
+        h, w = mask_inputs[level].shape[-2:]
+        return 2 * h, 2 * w
 
     def full_mask_logits(self, mask_inputs: List[Tensor], level: int) -> Tensor:
-        """All S^2 maps of a level, (N, S^2, h, w): what mmdet computes. Tests and parity only."""
-        return self.conv_mask_list[level](mask_inputs[level])
+        """All S^2 maps of a level, (N, S^2, h, w), in mmdet's order (upsample, then project).
+        Tests and parity only."""
+        x = F.interpolate(mask_inputs[level], scale_factor=2, mode="bilinear")
+        return self.conv_mask_list[level](x)
 
     def projection_parameters(self) -> List[nn.Parameter]:
         return list(self.conv_mask_list.parameters())

@@ -272,12 +272,16 @@ class SOLO(nn.Module):
         results = []
         for i, (image_size, output_size) in enumerate(zip(image_sizes, output_sizes)):
             cand = select_candidates([p[i] for p in probs], self.score_thresh)
-            cell_probs = cls_logits[0].new_zeros((len(cand.cells), *mask_size))
-            for lvl in cand.cells[:, 0].unique().tolist():
-                rows = (cand.cells[:, 0] == lvl).nonzero().flatten()
-                cell_probs[rows] = self.head.mask_probs(
-                    mask_inputs, lvl, torch.full_like(rows, i), cand.cells[rows, 1], mask_size
+            # cand.cells are sorted by level: the levels' masks concatenate in order
+            levels, counts = torch.unique_consecutive(cand.cells[:, 0], return_counts=True)
+            parts = [cls_logits[0].new_zeros((0, *mask_size))]
+            for lvl, cells in zip(levels.tolist(), cand.cells[:, 1].split(counts.tolist())):
+                parts.append(
+                    self.head.mask_probs(
+                        mask_inputs, lvl, torch.full_like(cells, i), cells, mask_size
+                    )
                 )
+            cell_probs = torch.cat(parts)
             results.append(
                 candidates_to_instances(
                     cand,
