@@ -222,7 +222,7 @@ class SOLOHead(_SOLOHeadBase):
         feats = mask_inputs[level]
         conv = self.conv_mask_list[level]
         h, w = feats.shape[-2:]
-        out = feats.new_empty((len(cell_idx), 2 * h, 2 * w))
+        out = feats.new_empty((len(cell_idx), *self.level_mask_size(mask_inputs, level)))
         for b, rows in _group_by_image(batch_idx):
             cells = cell_idx[rows]
             logits = torch.addmm(

@@ -72,8 +72,8 @@ class DeformConv(nn.Module):
 
 
 def _relu_inplace(x: Tensor) -> Tensor:
-    # In place: neither the conv nor GN/BN backward needs its output, so this saves one
-    # activation per layer in training (autograd would raise if that ever stopped holding).
+    # In place: no norm's or conv's backward reads the tensor it overwrites, so this saves
+    # one allocation per layer (autograd would raise if that ever stopped holding).
     return F.relu_(x)
 
 

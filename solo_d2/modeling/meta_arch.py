@@ -274,7 +274,7 @@ class SOLO(nn.Module):
             cand = select_candidates([p[i] for p in probs], self.score_thresh)
             # cand.cells are sorted by level: the levels' masks concatenate in order
             levels, counts = torch.unique_consecutive(cand.cells[:, 0], return_counts=True)
-            parts = [cls_logits[0].new_zeros((0, *mask_size))]
+            parts = [cls_logits[0].new_zeros((0, *mask_size))]  # cat needs one, even empty
             for lvl, cells in zip(levels.tolist(), cand.cells[:, 1].split(counts.tolist())):
                 parts.append(
                     self.head.mask_probs(
