@@ -312,6 +312,17 @@ def make_sgd(model):
                            lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 
+def _backward_step(model, opt, clock: "PhaseClock", losses: Dict[str, torch.Tensor]):
+    """The timed tail both sides share: backward of the summed losses + optimizer step,
+    then back to eval mode; (phase seconds, float losses)."""
+    opt.zero_grad(set_to_none=True)
+    sum(losses.values()).backward()
+    opt.step()
+    clock.lap("backward_step")
+    model.eval()
+    return clock.times, {k: float(v.detach()) for k, v in losses.items()}
+
+
 def ours_train_step(model, opt, inputs, device: str, amp: bool = False):
     """forward (backbone, head, losses) + backward + SGD step; phase seconds and losses."""
     model.train()
@@ -325,14 +336,8 @@ def ours_train_step(model, opt, inputs, device: str, amp: bool = False):
         clock.lap("head")
         gt = [x["instances"] for x in inputs]
         losses = model.losses(cls_logits, mask_inputs, gt, images.tensor.shape[-2:])
-        total = sum(losses.values())
         clock.lap("loss")
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    opt.step()
-    clock.lap("backward_step")
-    model.eval()
-    return clock.times, {k: float(v.detach()) for k, v in losses.items()}
+    return _backward_step(model, opt, clock, losses)
 
 
 def mmdet_train_inputs(img, gt, mm, device):
@@ -359,14 +364,8 @@ def mmdet_train_step(mm, opt, inputs, device: str, amp: bool = False):
         clock.lap("head")
         losses = mm.mask_head.loss_by_feat(*outs, batch_gt_instances=inputs["gt"],
                                            batch_img_metas=inputs["metas"])
-        total = sum(losses.values())
         clock.lap("loss")
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    opt.step()
-    clock.lap("backward_step")
-    mm.eval()
-    return clock.times, {k: float(v.detach()) for k, v in losses.items()}
+    return _backward_step(mm, opt, clock, losses)
 
 
 def run_alternating(fns: Dict[str, Callable[[], Dict[str, float]]], warmup: int, iters: int):
