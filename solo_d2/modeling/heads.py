@@ -13,6 +13,7 @@ Every head shares one interface:
   ``out_size`` the probabilities are bilinearly resized after the sigmoid, as mmdet does at
   inference; without it they stay at the level's resolution (training).
 """
+import logging
 import math
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -23,7 +24,15 @@ from detectron2.utils.registry import Registry
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .layers import DeformConv, conv_tower, coord_features
+from .layers import (
+    DeformConv,
+    conv_tower,
+    coord_features,
+    run_tower,
+    selective_checkpoint_available,
+)
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SOLO_HEAD_REGISTRY",
@@ -102,7 +111,10 @@ class _SOLOHeadBase(nn.Module):
         norm: str = "GN",
         dcn_type: str = "",
         prior_prob: float = 0.01,
+        recompute_norm_act: bool = True,
     ):
+        """``recompute_norm_act``: see :func:`~solo_d2.modeling.layers.run_tower` (mask
+        towers only; a training-memory saving with the same results)."""
         super().__init__()
         if len({s.channels for s in input_shape}) != 1:
             raise ValueError(f"SOLO heads need equal channels on all levels, got {input_shape}")
@@ -125,6 +137,13 @@ class _SOLOHeadBase(nn.Module):
         self.norm = norm
         self.dcn_type = dcn_type
         self.prior_prob = prior_prob
+        if recompute_norm_act and not selective_checkpoint_available():
+            logger.warning(
+                "MODEL.SOLO.RECOMPUTE_NORM_ACT needs torch >= 2.4 (selective activation "
+                f"checkpointing); torch {torch.__version__} trains without it (more memory)."
+            )
+            recompute_norm_act = False
+        self.recompute_norm_act = recompute_norm_act
 
     @classmethod
     def from_config(cls, cfg, input_shape: List[ShapeSpec]):
@@ -139,6 +158,7 @@ class _SOLOHeadBase(nn.Module):
             "norm": c.NORM,
             "dcn_type": c.DCN_TYPE,
             "prior_prob": c.PRIOR_PROB,
+            "recompute_norm_act": c.RECOMPUTE_NORM_ACT,
         }
 
     def _dcn_layers(self) -> List[int]:
@@ -200,7 +220,8 @@ class SOLOHead(_SOLOHeadBase):
         feats = resize_level_features(features)
         cls_logits, mask_feats = [], []
         for level, x in enumerate(feats):
-            mask_feats.append(self.mask_convs(torch.cat([x, coord_features(x)], 1)))
+            x_coord = torch.cat([x, coord_features(x)], 1)
+            mask_feats.append(run_tower(self.mask_convs, x_coord, self.recompute_norm_act))
             cls_logits.append(self.cls_forward(x, level))
         return cls_logits, mask_feats
 
@@ -283,8 +304,8 @@ class DecoupledSOLOHead(_SOLOHeadBase):
 
     def _mask_towers(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         coords = coord_features(x)
-        fx = self.mask_convs_x(torch.cat([x, coords[:, 0:1]], 1))
-        fy = self.mask_convs_y(torch.cat([x, coords[:, 1:2]], 1))
+        fx = run_tower(self.mask_convs_x, torch.cat([x, coords[:, 0:1]], 1), self.recompute_norm_act)
+        fy = run_tower(self.mask_convs_y, torch.cat([x, coords[:, 1:2]], 1), self.recompute_norm_act)
         return fx, fy
 
     def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tuple[Tensor, Tensor]]]:
@@ -367,7 +388,7 @@ class DecoupledSOLOLightHead(DecoupledSOLOHead):
         self._build_projections()
 
     def _mask_towers(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        f = self.mask_convs(torch.cat([x, coord_features(x)], 1))
+        f = run_tower(self.mask_convs, torch.cat([x, coord_features(x)], 1), self.recompute_norm_act)
         return f, f
 
     def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tuple[Tensor, Tensor]]]:

@@ -1,13 +1,23 @@
 """Small building blocks shared by the SOLO-family heads."""
+import functools
 from typing import Callable, List, Optional
 
 import torch
+import torch.utils.checkpoint as torch_checkpoint
 from detectron2.layers import Conv2d, get_norm
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.ops import deform_conv2d
 
-__all__ = ["coord_features", "DeformConv", "conv_norm_relu", "conv_tower"]
+__all__ = [
+    "coord_features",
+    "DeformConv",
+    "ConvNormAct",
+    "conv_norm_relu",
+    "conv_tower",
+    "run_tower",
+    "selective_checkpoint_available",
+]
 
 
 def coord_features(x: Tensor) -> Tensor:
@@ -54,7 +64,8 @@ class DeformConv(nn.Module):
         self.norm = norm
         self.activation = activation
 
-    def forward(self, x: Tensor) -> Tensor:
+    def conv(self, x: Tensor) -> Tensor:
+        """The deformable convolution alone (offsets included): (N, C_in, H, W) -> (N, C_out, H, W)."""
         out = self.conv_offset(x)
         mask = None
         if self.modulated:
@@ -63,7 +74,31 @@ class DeformConv(nn.Module):
             mask = m.sigmoid()
         else:
             offset = out
-        x = deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=mask)
+        return deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=mask)
+
+    def norm_act(self, x: Tensor) -> Tensor:
+        """Norm then activation (each if set), applied to :meth:`conv`'s output."""
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm_act(self.conv(x))
+
+
+class ConvNormAct(Conv2d):
+    """Detectron2's :class:`~detectron2.layers.Conv2d` (same parameters and state-dict keys)
+    with its two steps exposed, as :class:`DeformConv` has them: :meth:`conv` and
+    :meth:`norm_act`. :func:`run_tower` needs them apart to recompute only the cheap one."""
+
+    def conv(self, x: Tensor) -> Tensor:
+        """The convolution alone: (N, C_in, H, W) -> (N, C_out, H', W')."""
+        return self._conv_forward(x, self.weight, self.bias)
+
+    def norm_act(self, x: Tensor) -> Tensor:
+        """Norm then activation (each if set), applied to :meth:`conv`'s output."""
         if self.norm is not None:
             x = self.norm(x)
         if self.activation is not None:
@@ -95,7 +130,7 @@ def conv_norm_relu(
             norm=get_norm(norm, out_channels),
             activation=_relu_inplace,
         )
-    return Conv2d(
+    return ConvNormAct(
         in_channels,
         out_channels,
         kernel_size,
@@ -127,3 +162,66 @@ def conv_tower(
             for i in range(num_convs)
         ]
     )
+
+
+# Convolution outputs are kept for backward as usual; everything else in a recomputed
+# segment (norm, ReLU, DCNv2's mask sigmoid) is recomputed from them.
+_TOWER_SAVED_OPS = {torch.ops.aten.convolution.default, torch.ops.torchvision.deform_conv2d.default}
+
+
+def selective_checkpoint_available() -> bool:
+    """Whether this torch has selective activation checkpointing (torch >= 2.4), which
+    :func:`run_tower`'s recomputation needs."""
+    return hasattr(torch_checkpoint, "create_selective_checkpoint_contexts")
+
+
+def _save_conv_outputs_only(ctx, op, *args, **kwargs) -> "torch_checkpoint.CheckpointPolicy":
+    if op in _TOWER_SAVED_OPS:
+        return torch_checkpoint.CheckpointPolicy.MUST_SAVE
+    return torch_checkpoint.CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def _recompute_is_exact(tower: nn.Sequential) -> bool:
+    """Recomputing a norm must have no side effect: a BatchNorm that updates its running
+    statistics (training mode) would update them twice."""
+    return not any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+        for m in tower.modules()
+    )
+
+
+def _norm_act_then_conv(layer: nn.Module, next_layer: nn.Module, x: Tensor) -> Tensor:
+    return next_layer.conv(layer.norm_act(x))
+
+
+def run_tower(tower: nn.Sequential, x: Tensor, recompute_norm_act: bool = False) -> Tensor:
+    """Apply a :func:`conv_tower` to ``x``: (N, C_in, H, W) -> (N, C, H, W).
+
+    By default autograd keeps two full-size tensors per layer for backward: the conv output
+    (the norm's input) and the norm + ReLU output (the next conv's input). With
+    ``recompute_norm_act`` (and autograd recording) it keeps only the conv outputs: the
+    tower runs as segments [norm + ReLU of layer k, conv of layer k+1], each checkpointed on
+    its input (layer k's conv output) with the conv's own output cached, so backward
+    recomputes one norm + ReLU per layer, one segment at a time, and never a convolution.
+    Same outputs and gradients.
+
+    A tower whose BatchNorms update running statistics (training mode) runs without
+    recomputation, as recomputing would update them twice.
+    """
+    if not (recompute_norm_act and torch.is_grad_enabled() and _recompute_is_exact(tower)):
+        return tower(x)
+    layers = list(tower)
+    x = layers[0].conv(x)
+    for layer, next_layer in zip(layers[:-1], layers[1:]):
+        x = torch_checkpoint.checkpoint(
+            _norm_act_then_conv,
+            layer,
+            next_layer,
+            x,
+            use_reentrant=False,
+            context_fn=functools.partial(
+                torch_checkpoint.create_selective_checkpoint_contexts, _save_conv_outputs_only
+            ),
+        )
+    # The last norm + ReLU output is the tower's output, which its consumers keep anyway.
+    return layers[-1].norm_act(x)
