@@ -67,3 +67,27 @@ def test_memory_worker(tiny_configs):
         out = benchmark.mem_worker(args, benchmark.setup_cfg(args))
         assert out["side"] == side and out["steps"] == 2
         assert out["rss_peak_mib"] >= out["rss_after_build_mib"] > 0
+
+
+def test_vs_opts_measures_an_ablation_of_ours(tiny_configs, capsys):
+    """--vs-opts: a second solo_d2 model with the same weights and one override, here the
+    recomputation switch, which must leave outputs and losses unchanged."""
+    tmp, yaml_path, _ = tiny_configs
+    report = benchmark.main([
+        "--config-file", yaml_path, "--size", "64", "96", "--warmup", "0", "--num-iters", "1",
+        "--train-warmup", "1", "--train-iters", "1", "--regimes", "crowded",
+        "--crowded-candidates", "40", "--skip", "memory",
+        "--vs-opts", "MODEL.SOLO.RECOMPUTE_NORM_ACT False", "MODEL.WEIGHTS", ""])
+    printed = capsys.readouterr().out
+    assert "alt/ours" in printed and report["vs_opts"] == "MODEL.SOLO.RECOMPUTE_NORM_ACT False"
+    crowded = report["inference"]["crowded"]
+    assert crowded["check_alt"]["identical"] and crowded["check_alt"]["same_count"]
+    assert crowded["check_alt"]["instances_ours"] > 0
+    first = report["training"]["first_step_losses"]
+    assert first["alt"] == pytest.approx(first["ours"], rel=1e-6)
+    args = benchmark.get_parser().parse_args([
+        "--config-file", yaml_path, "--size", "64", "96", "--train-warmup", "0",
+        "--mem-worker", "alt:train", "--vs-opts", "MODEL.SOLO.RECOMPUTE_NORM_ACT False",
+        "MODEL.WEIGHTS", ""])
+    out = benchmark.mem_worker(args, benchmark.setup_cfg(args))
+    assert out["side"] == "alt" and out["rss_peak_mib"] > 0

@@ -22,6 +22,10 @@ both in the same process, alternating ours/theirs every iteration. With random w
 category bias is shifted so that a chosen number of (cell, class) candidates pass score_thr:
 regime "typical" (``--typical-candidates``, default 20) and "crowded"
 (``--crowded-candidates``, default 1000). Outputs of both are compared on the benchmark image.
+
+``--vs-opts "KEY VALUE ..."`` adds a second solo_d2 model, "alt": the same config and weights
+with these overrides, measured the same way alongside (an ablation, e.g.
+``--vs-opts "MODEL.SOLO.RECOMPUTE_NORM_ACT False"``); its outputs are compared with ours.
 """
 import argparse
 import json
@@ -72,6 +76,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--vs-mmdet", action="store_true", help="compare with mmdet 3.3.0")
     p.add_argument("--mmdet-config", default=None, help="mmdet .py config (default: by head)")
+    p.add_argument("--vs-opts", default="",
+                   help='also measure "alt": our model, same weights, with these config '
+                        'overrides (one quoted string "KEY VALUE ...")')
     p.add_argument("--regimes", default=None,
                    help="comma list of typical,crowded,as-is (default: typical,crowded with "
                         "--vs-mmdet or without MODEL.WEIGHTS, else as-is)")
@@ -102,6 +109,15 @@ def setup_cfg(args):
     cfg.DATASETS.TEST = ()
     cfg.freeze()
     return cfg
+
+
+def alt_cfg(cfg, vs_opts: str):
+    """``cfg`` with the ``--vs-opts`` overrides applied (a copy)."""
+    alt = cfg.clone()
+    alt.defrost()
+    alt.merge_from_list(shlex.split(vs_opts))
+    alt.freeze()
+    return alt
 
 
 def set_threads(n: int = 0) -> int:
@@ -442,6 +458,12 @@ def calibrate(model, img: torch.Tensor, targets: Dict[str, int]):
 # ----------------------------------------------------------------------------------------
 # output comparison
 # ----------------------------------------------------------------------------------------
+def as_mmdet_like(instances):
+    """Our Instances viewed with mmdet's field names, for :func:`compare_outputs`."""
+    return types.SimpleNamespace(scores=instances.scores, labels=instances.pred_classes,
+                                 masks=instances.pred_masks)
+
+
 def compare_outputs(ours, theirs) -> Dict[str, Any]:
     n_o, n_t = len(ours), len(theirs.scores)
     res = {"instances_ours": n_o, "instances_mmdet": n_t, "same_count": n_o == n_t}
@@ -484,7 +506,9 @@ def mem_worker(args, cfg) -> Dict[str, Any]:
     device = cfg.MODEL.DEVICE
     h, w = args.size
     img = make_image(h, w, args.seed).to(device)
-    if side == "ours":
+    if side == "alt":
+        cfg = alt_cfg(cfg, args.vs_opts)
+    if side in ("ours", "alt"):
         model = build_ours(cfg, load_weights=True)
     else:
         model, _ = build_mmdet(cfg, mmdet_config_path(cfg, args.mmdet_config), args.seed)
@@ -498,7 +522,7 @@ def mem_worker(args, cfg) -> Dict[str, Any]:
     if phase == "train":
         gt = make_gt(h, w, num_classes=cfg.MODEL.SOLO.NUM_CLASSES, seed=args.seed)
         opt = make_sgd(model)
-        if side == "ours":
+        if side in ("ours", "alt"):
             inputs = ours_train_inputs(img, gt, device)
             for _ in range(steps):
                 ours_train_step(model, opt, inputs, device, args.amp)
@@ -508,7 +532,7 @@ def mem_worker(args, cfg) -> Dict[str, Any]:
                 mmdet_train_step(model, opt, inputs, device, args.amp)
     else:
         for _ in range(steps):
-            (ours_infer if side == "ours" else mmdet_infer)(model, img, device, args.amp)
+            (mmdet_infer if side == "mmdet" else ours_infer)(model, img, device, args.amp)
     out = {"side": side, "phase": phase, "steps": steps, "rss_after_build_mib": base_rss,
            "rss_peak_before_phase_mib": base_peak, "rss_peak_mib": rss_peak_mib()}
     out["rss_phase_increase_mib"] = out["rss_peak_mib"] - base_rss
@@ -527,6 +551,8 @@ def measure_memory(args, side: str, phase: str) -> Dict[str, Any]:
         cmd.append("--amp")
     if args.mmdet_config:
         cmd += ["--mmdet-config", args.mmdet_config]
+    if args.vs_opts:
+        cmd += ["--vs-opts", args.vs_opts]
     cmd += list(args.opts)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -538,15 +564,16 @@ def measure_memory(args, side: str, phase: str) -> Dict[str, Any]:
 # report
 # ----------------------------------------------------------------------------------------
 def format_table(title: str, results: Dict[str, Dict[str, float]], phases: List[str]) -> str:
+    """Seconds per phase for each side, and each other side's time over ours."""
     sides = list(results)
-    lines = [f"### {title}", "", "| phase | " + " | ".join(f"{s} (s)" for s in sides)
-             + (" | mmdet/ours |" if sides == ["ours", "mmdet"] else " |"),
-             "|---" * (len(sides) + 1 + (sides == ["ours", "mmdet"])) + "|"]
+    others = [s for s in sides if s != "ours"] if "ours" in sides else []
+    lines = [f"### {title}", "",
+             "| phase | " + " | ".join([f"{s} (s)" for s in sides] + [f"{s}/ours" for s in others])
+             + " |",
+             "|---" * (len(sides) + len(others) + 1) + "|"]
     for p in phases + ["total"]:
         row = [f"{results[s][p]:.3f}" for s in sides]
-        if sides == ["ours", "mmdet"]:
-            r = results["mmdet"][p] / max(results["ours"][p], 1e-9)
-            row.append(f"{r:.2f}x")
+        row += [f"{results[s][p] / max(results['ours'][p], 1e-9):.2f}x" for s in others]
         lines.append(f"| {p} | " + " | ".join(row) + " |")
     ips = " / ".join(f"{s} {1.0 / results[s]['total']:.3f}" for s in sides)
     lines += ["", f"images/s: {ips}", ""]
@@ -596,6 +623,12 @@ def main(argv=None) -> Dict[str, Any]:
     else:
         ours = build_ours(cfg)
         models = {"ours": ours}
+    if args.vs_opts:
+        alt = build_ours(alt_cfg(cfg, args.vs_opts), load_weights=False)
+        alt.load_state_dict(ours.state_dict())  # same weights (mmdet's, when --vs-mmdet)
+        models["alt"] = alt
+        report["vs_opts"] = args.vs_opts
+        text[0] += f"; alt = ours with {args.vs_opts}"
     regimes = (args.regimes.split(",") if args.regimes else
                (["typical", "crowded"] if args.vs_mmdet or not cfg.MODEL.WEIGHTS else ["as-is"]))
 
@@ -617,7 +650,7 @@ def main(argv=None) -> Dict[str, Any]:
             outs: Dict[str, Any] = {}
 
             def _runner(side):
-                fn = ours_infer if side == "ours" else mmdet_infer
+                fn = mmdet_infer if side == "mmdet" else ours_infer
 
                 def run():
                     t, o = fn(models[side], img, device, args.amp)
@@ -640,6 +673,8 @@ def main(argv=None) -> Dict[str, Any]:
                 entry["ratio_time_mmdet_over_ours"] = {
                     p: res["mmdet"][p] / max(res["ours"][p], 1e-9)
                     for p in ("backbone_fpn", "head", "postprocess", "total")}
+            if "alt" in outs:
+                entry["check_alt"] = compare_outputs(outs["ours"], as_mmdet_like(outs["alt"]))
             report["inference"][regime] = entry
             text.append(format_table(
                 f"inference, regime {regime}: {entry['candidates']} candidates pass score_thr "
@@ -649,6 +684,8 @@ def main(argv=None) -> Dict[str, Any]:
                 text.append(f"output check: {json.dumps(entry['check'])}\n")
             else:
                 text.append(f"instances: {entry['instances_ours']}\n")
+            if "check_alt" in entry:
+                text.append(f"output check, alt vs ours: {json.dumps(entry['check_alt'])}\n")
 
     # -------- training
     if "train" not in skip:
@@ -671,6 +708,13 @@ def main(argv=None) -> Dict[str, Any]:
                 t, losses["mmdet"] = mmdet_train_step(mm, m_opt, m_in, device, args.amp)
                 return t
             fns["mmdet"] = run_mm
+        if "alt" in models:
+            a_opt = make_sgd(models["alt"])
+
+            def run_alt():
+                t, losses["alt"] = ours_train_step(models["alt"], a_opt, o_in, device, args.amp)
+                return t
+            fns["alt"] = run_alt
         # first step: same weights and gt on both sides -> same losses
         first: Dict[str, Any] = {}
         for k, fn in fns.items():
@@ -706,12 +750,13 @@ def main(argv=None) -> Dict[str, Any]:
         for k, v in mem.items():
             lines.append(f"| {k} | {v[key]:.0f} | {v[inc]:.0f} |")
         for phase in phases:
-            if f"mmdet:{phase}" in mem:
-                o, t = mem[f"ours:{phase}"], mem[f"mmdet:{phase}"]
-                r = {"peak": o[key] / t[key], "increase": o[inc] / max(t[inc], 1e-9)}
-                report.setdefault("memory_ratio_ours_over_mmdet", {})[phase] = r
-                lines.append(f"\n{phase}: ours/mmdet peak {r['peak']:.2f}x, "
-                             f"increase {r['increase']:.2f}x")
+            for other in ("mmdet", "alt"):
+                if f"{other}:{phase}" in mem:
+                    o, t = mem[f"ours:{phase}"], mem[f"{other}:{phase}"]
+                    r = {"peak": o[key] / t[key], "increase": o[inc] / max(t[inc], 1e-9)}
+                    report.setdefault(f"memory_ratio_ours_over_{other}", {})[phase] = r
+                    lines.append(f"\n{phase}: ours/{other} peak {r['peak']:.2f}x, "
+                                 f"increase {r['increase']:.2f}x")
         text.append("\n".join(lines) + "\n")
 
     report["machine"]["loadavg_end"] = list(os.getloadavg())
