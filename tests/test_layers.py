@@ -9,7 +9,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from solo_d2.modeling.layers import ConvNormAct, DeformConv, conv_tower, run_tower
 
 from conftest import tiny_cfg
-from test_model import HEADS, _input, _model
+from test_model import HEADS, _input
 
 
 def _tower(dcn_type: str = "", num_convs: int = 4, channels: int = 32) -> torch.nn.Sequential:
@@ -124,8 +124,10 @@ def test_recompute_option_gives_the_same_losses_and_gradients_in_training(head):
             d["image"] = d["image"].double()
         losses = model(batch)
         sum(losses.values()).backward()
-        grads.append(({k: v.item() for k, v in losses.items()},
-                      {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        grads.append((
+            {k: v.item() for k, v in losses.items()},
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        ))
     (loss0, g0), (loss1, g1) = grads
     assert loss0 == pytest.approx(loss1, rel=1e-12)
     assert g0.keys() == g1.keys() and any("mask_convs" in n for n in g0)

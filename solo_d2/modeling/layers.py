@@ -35,7 +35,20 @@ def coord_features(x: Tensor) -> Tensor:
     return torch.stack([xx, yy]).expand(n, 2, h, w)
 
 
-class DeformConv(nn.Module):
+class _NormAct:
+    """The second step of a conv + norm + activation layer, apart from the first (``conv``),
+    for layers that hold ``norm`` and ``activation`` (either may be None)."""
+
+    def norm_act(self, x: Tensor) -> Tensor:
+        """Norm then activation (each if set), applied to :meth:`conv`'s output."""
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+class DeformConv(_NormAct, nn.Module):
     """3x3 deformable convolution with its own offset predictor (torchvision's op, CPU and GPU).
 
     ``modulated=False`` is DCNv1 (mmcv ``DCN``), ``True`` is DCNv2 (mmcv ``DCNv2``): the offset
@@ -65,7 +78,8 @@ class DeformConv(nn.Module):
         self.activation = activation
 
     def conv(self, x: Tensor) -> Tensor:
-        """The deformable convolution alone (offsets included): (N, C_in, H, W) -> (N, C_out, H, W)."""
+        """The deformable convolution alone, offsets included:
+        (N, C_in, H, W) -> (N, C_out, H, W)."""
         out = self.conv_offset(x)
         mask = None
         if self.modulated:
@@ -76,19 +90,11 @@ class DeformConv(nn.Module):
             offset = out
         return deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=mask)
 
-    def norm_act(self, x: Tensor) -> Tensor:
-        """Norm then activation (each if set), applied to :meth:`conv`'s output."""
-        if self.norm is not None:
-            x = self.norm(x)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
     def forward(self, x: Tensor) -> Tensor:
         return self.norm_act(self.conv(x))
 
 
-class ConvNormAct(Conv2d):
+class ConvNormAct(_NormAct, Conv2d):
     """Detectron2's :class:`~detectron2.layers.Conv2d` (same parameters and state-dict keys)
     with its two steps exposed, as :class:`DeformConv` has them: :meth:`conv` and
     :meth:`norm_act`. :func:`run_tower` needs them apart to recompute only the cheap one."""
@@ -96,14 +102,6 @@ class ConvNormAct(Conv2d):
     def conv(self, x: Tensor) -> Tensor:
         """The convolution alone: (N, C_in, H, W) -> (N, C_out, H', W')."""
         return self._conv_forward(x, self.weight, self.bias)
-
-    def norm_act(self, x: Tensor) -> Tensor:
-        """Norm then activation (each if set), applied to :meth:`conv`'s output."""
-        if self.norm is not None:
-            x = self.norm(x)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
 
 
 def _relu_inplace(x: Tensor) -> Tensor:
