@@ -15,7 +15,7 @@ Every head shares one interface:
 """
 import logging
 import math
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
