@@ -304,8 +304,9 @@ class DecoupledSOLOHead(_SOLOHeadBase):
 
     def _mask_towers(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         coords = coord_features(x)
-        fx = run_tower(self.mask_convs_x, torch.cat([x, coords[:, 0:1]], 1), self.recompute_norm_act)
-        fy = run_tower(self.mask_convs_y, torch.cat([x, coords[:, 1:2]], 1), self.recompute_norm_act)
+        rc = self.recompute_norm_act
+        fx = run_tower(self.mask_convs_x, torch.cat([x, coords[:, 0:1]], 1), rc)
+        fy = run_tower(self.mask_convs_y, torch.cat([x, coords[:, 1:2]], 1), rc)
         return fx, fy
 
     def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tuple[Tensor, Tensor]]]:
@@ -388,7 +389,8 @@ class DecoupledSOLOLightHead(DecoupledSOLOHead):
         self._build_projections()
 
     def _mask_towers(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        f = run_tower(self.mask_convs, torch.cat([x, coord_features(x)], 1), self.recompute_norm_act)
+        x_coord = torch.cat([x, coord_features(x)], 1)
+        f = run_tower(self.mask_convs, x_coord, self.recompute_norm_act)
         return f, f
 
     def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tuple[Tensor, Tensor]]]:
