@@ -11,14 +11,13 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import benchmark  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_configs(tmp_path_factory):
+def _write_tiny_configs(tmp, head_type: str):
+    """A tiny mmdet config of ``head_type`` and its solo_d2 yaml; (tmp, yaml, mmdet .py)."""
     if R.import_mmdet() is None:
         pytest.skip("mmdet not installed")
     from solo_d2.checkpoint.mmdet import mmdet_config_to_d2
 
-    tmp = tmp_path_factory.mktemp("bench")
-    mm_cfg = R.small_solo_config("SOLOHead")
+    mm_cfg = R.small_solo_config(head_type)
     mm_path = os.path.join(tmp, "tiny_mmdet.py")
     with open(mm_path, "w") as f:
         f.write(R.config_text(mm_cfg))
@@ -28,6 +27,11 @@ def tiny_configs(tmp_path_factory):
     with open(yaml_path, "w") as f:
         f.write(cfg.dump())
     return str(tmp), yaml_path, mm_path
+
+
+@pytest.fixture(scope="module")
+def tiny_configs(tmp_path_factory):
+    return _write_tiny_configs(tmp_path_factory.mktemp("bench"), "SOLOHead")
 
 
 def test_end_to_end_vs_mmdet(tiny_configs, capsys):
@@ -53,6 +57,24 @@ def test_end_to_end_vs_mmdet(tiny_configs, capsys):
     assert crowded["candidates"] >= 40
     first = report["training"]["first_step_losses"]
     for k in ("loss_mask", "loss_cls"):  # same weights and gt: same losses
+        assert first["ours"][k] == pytest.approx(first["mmdet"][k], rel=1e-3)
+
+
+def test_solov2_vs_mmdet(tmp_path, capsys):
+    """SOLOv2 has no mask bias: the calibration scales its dynamic-kernel conv instead, on
+    both sides alike, and the outputs must still be identical to mmdet's SOLOV2Head."""
+    tmp, yaml_path, mm_path = _write_tiny_configs(tmp_path, "SOLOV2Head")
+    report = benchmark.main([
+        "--config-file", yaml_path, "--vs-mmdet", "--mmdet-config", mm_path,
+        "--size", "64", "96", "--warmup", "0", "--num-iters", "1",
+        "--train-warmup", "1", "--train-iters", "1", "--regimes", "crowded",
+        "--crowded-candidates", "40", "--skip", "memory", "MODEL.WEIGHTS", ""])
+    crowded = report["inference"]["crowded"]
+    assert crowded["candidates"] >= 40
+    assert crowded["check"]["identical"] and crowded["check"]["instances_ours"] > 0, crowded
+    assert crowded["mask_kernel_gain"] > 1  # random kernels (std 0.01) are scaled up
+    first = report["training"]["first_step_losses"]
+    for k in ("loss_mask", "loss_cls"):
         assert first["ours"][k] == pytest.approx(first["mmdet"][k], rel=1e-3)
 
 

@@ -53,10 +53,15 @@ MMDET_CONFIG_FOR_HEAD = {
     "SOLOHead": "solo/solo_r50_fpn_1x_coco.py",
     "DecoupledSOLOHead": "solo/decoupled-solo_r50_fpn_1x_coco.py",
     "DecoupledSOLOLightHead": "solo/decoupled-solo-light_r50_fpn_3x_coco.py",
+    "SOLOV2Head": "solov2/solov2_r50_fpn_1x_coco.py",
 }
 # median mask logit a calibrated random model is given: SOLO masks are sigmoid(x) (0.5 at 0);
 # decoupled masks are sigmoid(x) * sigmoid(y) (0.5 at logit(sqrt(0.5)) = 0.881 each)
 MASK_LOGIT_TARGET = {"SOLOHead": 0.0, "DecoupledSOLOHead": 0.881, "DecoupledSOLOLightHead": 0.881}
+# SOLOv2 has no mask bias to shift: its masks are sigmoid(kernel . features), and random
+# kernels (std 0.01) give logits near 0, i.e. probability ~0.5 everywhere. Its kernel conv is
+# scaled instead, until the median |mask logit| is this (crisp masks, about half of them on).
+DYNAMIC_KERNEL_ABS_LOGIT = 2.0
 
 
 # ----------------------------------------------------------------------------------------
@@ -107,6 +112,10 @@ def setup_cfg(args):
     cfg.MODEL.DEVICE = args.device
     cfg.DATASETS.TRAIN = ()
     cfg.DATASETS.TEST = ()
+    if args.vs_mmdet:
+        # the reference's semantics, so that the first-step losses can be compared: mmdet
+        # trains cells whose instance mask vanishes at the mask resolution (dice target 0)
+        cfg.MODEL.SOLO.DROP_VANISHED_TARGETS = False
     cfg.freeze()
     return cfg
 
@@ -411,13 +420,24 @@ def _head_view(model):
     return model if hasattr(model, "mask_head") else types.SimpleNamespace(mask_head=model.head)
 
 
-def shift_biases(model, cls_shift: float, mask_shift: float) -> None:
+def shift_cls_bias(model, shift: float) -> None:
+    """Add ``shift`` to the category conv's bias (more or fewer candidates pass score_thr)."""
+    with torch.no_grad():
+        _head_view(model).mask_head.conv_cls.bias += shift
+
+
+def adjust_masks(model, kind: str, value: float) -> None:
+    """Make a random model's masks realistic: ``kind`` "bias_shift" adds ``value`` to every
+    mask projection bias; "kernel_gain" (SOLOv2) multiplies the dynamic-kernel conv by it."""
     head = _head_view(model).mask_head
     with torch.no_grad():
-        head.conv_cls.bias += cls_shift
+        if kind == "kernel_gain":
+            head.conv_kernel.weight *= value
+            head.conv_kernel.bias *= value
+            return
         for name in ("conv_mask_list", "conv_mask_list_x", "conv_mask_list_y"):
             for conv in getattr(head, name, []):
-                conv.bias += mask_shift
+                conv.bias += value
 
 
 def count_candidates(cls_logits: List[torch.Tensor], shift: float, score_thr: float) -> int:
@@ -429,8 +449,10 @@ def count_candidates(cls_logits: List[torch.Tensor], shift: float, score_thr: fl
 
 
 def calibrate(model, img: torch.Tensor, targets: Dict[str, int]):
-    """Category-bias shifts giving each target candidate count, and the mask-bias shift that
-    puts the median mask logit at MASK_LOGIT_TARGET (masks about half on)."""
+    """Category-bias shifts giving each target candidate count, and the mask adjustment
+    (kind, value) for :func:`adjust_masks`: the mask-bias shift that puts the median mask
+    logit at MASK_LOGIT_TARGET (masks about half on), or for dynamic kernels the gain that
+    puts the median |mask logit| at DYNAMIC_KERNEL_ABS_LOGIT."""
     inputs = [{"image": img}]
     with torch.no_grad():
         images = model.preprocess_image(inputs)
@@ -438,8 +460,13 @@ def calibrate(model, img: torch.Tensor, targets: Dict[str, int]):
         cls_logits, mask_inputs = model.head([feats[f] for f in model.head_in_features])
         coarse = model.head.full_mask_logits(mask_inputs, len(cls_logits) - 1)
         coarse = coarse if isinstance(coarse, tuple) else (coarse,)
+    if hasattr(model.head, "conv_kernel"):
+        med_abs = statistics.median(float(c.float().abs().median()) for c in coarse)
+        mask_adjust = ("kernel_gain", DYNAMIC_KERNEL_ABS_LOGIT / med_abs)
+    else:
         med = statistics.median(float(c.float().median()) for c in coarse)
-    mask_shift = MASK_LOGIT_TARGET.get(model.head.__class__.__name__, 0.0) - med
+        target = MASK_LOGIT_TARGET.get(model.head.__class__.__name__, 0.0)
+        mask_adjust = ("bias_shift", target - med)
     thr = model.score_thresh
     shifts, counts = {}, {}
     for name, k in targets.items():
@@ -452,7 +479,7 @@ def calibrate(model, img: torch.Tensor, targets: Dict[str, int]):
                 hi = mid
         shifts[name] = hi + 1e-3  # margin: the shifted conv rounds slightly differently
         counts[name] = count_candidates(cls_logits, shifts[name], thr)
-    return shifts, counts, mask_shift
+    return shifts, counts, mask_adjust
 
 
 # ----------------------------------------------------------------------------------------
@@ -551,6 +578,8 @@ def measure_memory(args, side: str, phase: str) -> Dict[str, Any]:
         cmd.append("--amp")
     if args.mmdet_config:
         cmd += ["--mmdet-config", args.mmdet_config]
+    if args.vs_mmdet:
+        cmd.append("--vs-mmdet")  # same config semantics as the timed runs (setup_cfg)
     if args.vs_opts:
         cmd += ["--vs-opts", args.vs_opts]
     cmd += list(args.opts)
@@ -636,15 +665,15 @@ def main(argv=None) -> Dict[str, Any]:
     report["inference"] = {}
     if "infer" not in skip:
         targets = {r: getattr(args, f"{r}_candidates") for r in regimes if r != "as-is"}
-        shifts, counts, mask_shift = calibrate(ours, img, targets) if targets else ({}, {}, 0)
-        if targets:
+        shifts, counts, mask_adjust = calibrate(ours, img, targets) if targets else ({}, {}, None)
+        if mask_adjust:
             for m in models.values():
-                shift_biases(m, 0.0, mask_shift)
+                adjust_masks(m, *mask_adjust)
         applied = 0.0
         for regime in regimes:
             delta = shifts.get(regime, 0.0) - applied if regime != "as-is" else 0.0
             for m in models.values():
-                shift_biases(m, delta, 0.0)
+                shift_cls_bias(m, delta)
             applied += delta
             _log(f"inference, regime {regime}")
             outs: Dict[str, Any] = {}
@@ -666,7 +695,8 @@ def main(argv=None) -> Dict[str, Any]:
                 cls_logits, _ = ours.head([feats[f] for f in ours.head_in_features])
             entry["candidates"] = count_candidates(cls_logits, 0.0, ours.score_thresh)
             entry["cls_bias_shift"] = applied
-            entry["mask_bias_shift"] = mask_shift
+            if mask_adjust:
+                entry[f"mask_{mask_adjust[0]}"] = mask_adjust[1]
             entry["instances_ours"] = len(outs["ours"])
             if "mmdet" in outs:
                 entry["check"] = compare_outputs(outs["ours"], outs["mmdet"])
