@@ -58,6 +58,21 @@ def test_end_to_end_vs_mmdet(tiny_configs, capsys):
     first = report["training"]["first_step_losses"]
     for k in ("loss_mask", "loss_cls"):  # same weights and gt: same losses
         assert first["ours"][k] == pytest.approx(first["mmdet"][k], rel=1e-3)
+    # Detectron2's FrozenBatchNorm2d is x * scale + shift with constant scale: it keeps nothing
+    # for backward; mmdet's BatchNorm in eval mode keeps its input
+    saved = report["training"]["backbone_saved_for_backward_mib"]
+    assert 0 < saved["ours"] < saved["mmdet"]
+
+
+def test_saved_for_backward_counts_what_autograd_keeps():
+    import torch
+
+    x = torch.ones(1024, 256, requires_grad=True)  # 1 MiB of float32
+    assert benchmark.saved_for_backward_mib(lambda: x * 2.0) == 0  # a constant factor: nothing
+    assert benchmark.saved_for_backward_mib(lambda: x.exp()) == pytest.approx(1.0)  # its output
+    # x * y keeps both factors; x.sin() keeps x again, which is counted once
+    y = torch.ones(1024, 256, requires_grad=True)
+    assert benchmark.saved_for_backward_mib(lambda: (x * y).sum() + x.sin().sum()) == pytest.approx(2.0)
 
 
 def test_solov2_vs_mmdet(tmp_path, capsys):
@@ -72,10 +87,29 @@ def test_solov2_vs_mmdet(tmp_path, capsys):
     crowded = report["inference"]["crowded"]
     assert crowded["candidates"] >= 40
     assert crowded["check"]["identical"] and crowded["check"]["instances_ours"] > 0, crowded
-    assert crowded["mask_kernel_gain"] > 1  # random kernels (std 0.01) are scaled up
+    assert crowded["mask_kernel_gain"] > 0
     first = report["training"]["first_step_losses"]
     for k in ("loss_mask", "loss_cls"):
         assert first["ours"][k] == pytest.approx(first["mmdet"][k], rel=1e-3)
+
+
+def test_solov2_calibration_sets_the_mask_logit_scale(tmp_path):
+    """The kernel gain puts the median |mask logit| at DYNAMIC_KERNEL_ABS_LOGIT, measured
+    again after applying it (logits are linear in the kernel conv's weight and bias)."""
+    import torch
+
+    _, yaml_path, _ = _write_tiny_configs(tmp_path, "SOLOV2Head")
+    args = benchmark.get_parser().parse_args(["--config-file", yaml_path, "MODEL.WEIGHTS", ""])
+    model = benchmark.build_ours(benchmark.setup_cfg(args), load_weights=False)
+    img = benchmark.make_image(64, 96)
+    _, _, (kind, gain) = benchmark.calibrate(model, img, {})
+    assert kind == "kernel_gain"
+    benchmark.adjust_masks(model, kind, gain)
+    with torch.no_grad():
+        feats = model.backbone(model.preprocess_image([{"image": img}]).tensor)
+        cls_logits, mask_inputs = model.head([feats[f] for f in model.head_in_features])
+        logits = model.head.full_mask_logits(mask_inputs, len(cls_logits) - 1)
+    assert float(logits.abs().median()) == pytest.approx(benchmark.DYNAMIC_KERNEL_ABS_LOGIT, rel=1e-4)
 
 
 def test_memory_worker(tiny_configs):

@@ -58,9 +58,9 @@ MMDET_CONFIG_FOR_HEAD = {
 # median mask logit a calibrated random model is given: SOLO masks are sigmoid(x) (0.5 at 0);
 # decoupled masks are sigmoid(x) * sigmoid(y) (0.5 at logit(sqrt(0.5)) = 0.881 each)
 MASK_LOGIT_TARGET = {"SOLOHead": 0.0, "DecoupledSOLOHead": 0.881, "DecoupledSOLOLightHead": 0.881}
-# SOLOv2 has no mask bias to shift: its masks are sigmoid(kernel . features), and random
-# kernels (std 0.01) give logits near 0, i.e. probability ~0.5 everywhere. Its kernel conv is
-# scaled instead, until the median |mask logit| is this (crisp masks, about half of them on).
+# SOLOv2 has no mask bias to shift: its masks are sigmoid(kernel . features), whose logits
+# are about as often positive as negative for random kernels but of an arbitrary scale. Its
+# kernel conv is scaled instead, until the median |mask logit| is this (crisp masks).
 DYNAMIC_KERNEL_ABS_LOGIT = 2.0
 
 
@@ -303,12 +303,18 @@ def mm_preprocess(img: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, pad_
     return x
 
 
+def mm_mean_std(mm, device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """mmdet's normalisation, (3, 1, 1) mean and std."""
+    pre = mm.data_preprocessor
+    return tuple(torch.as_tensor(v, dtype=torch.float32).view(3, 1, 1).to(device)
+                 for v in (pre.mean, pre.std))
+
+
 def mmdet_infer(mm, img: torch.Tensor, device: str, amp: bool = False):
     """One inference of mmdet's SOLO, split like ours: (phase seconds, InstanceData)."""
     h, w = img.shape[-2:]
     pad = _pad_hw(h, w)
-    mean = torch.as_tensor(mm.data_preprocessor.mean, dtype=torch.float32).view(3, 1, 1).to(img.device)
-    std = torch.as_tensor(mm.data_preprocessor.std, dtype=torch.float32).view(3, 1, 1).to(img.device)
+    mean, std = mm_mean_std(mm, img.device)
     clock = PhaseClock(device)
     with torch.no_grad(), _autocast(device, amp):
         clock.start()
@@ -372,8 +378,7 @@ def mmdet_train_inputs(img, gt, mm, device):
     boxes, labels, masks = gt
     gti = R.gt_instance_data(boxes, labels, masks, pad).to(device)
     meta = mm_image_meta(h, w, pad)
-    mean = torch.as_tensor(mm.data_preprocessor.mean, dtype=torch.float32).view(3, 1, 1).to(img.device)
-    std = torch.as_tensor(mm.data_preprocessor.std, dtype=torch.float32).view(3, 1, 1).to(img.device)
+    mean, std = mm_mean_std(mm, img.device)
     return dict(img=img, mean=mean, std=std, pad=pad, gt=[gti], metas=[meta])
 
 
@@ -391,6 +396,39 @@ def mmdet_train_step(mm, opt, inputs, device: str, amp: bool = False):
                                            batch_img_metas=inputs["metas"])
         clock.lap("loss")
     return _backward_step(mm, opt, clock, losses)
+
+
+def saved_for_backward_mib(fn: Callable[[], Any]) -> float:
+    """MiB of the distinct tensor storages (weights included) that autograd keeps for backward
+    while ``fn()`` runs; the result is dropped. Tensors saved inside torch.utils.checkpoint
+    regions are not seen, so use it where there are none (backbone+FPN)."""
+    storages: Dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values()) / 2**20
+
+
+def backbone_saved_mib(model, img: torch.Tensor) -> float:
+    """:func:`saved_for_backward_mib` of one training-mode backbone+FPN forward (ours or
+    mmdet's, the preprocessed image as input)."""
+    model.train()
+    with torch.no_grad():
+        if hasattr(model, "extract_feat"):
+            x = mm_preprocess(img, *mm_mean_std(model, img.device), _pad_hw(*img.shape[-2:]))
+            forward = model.extract_feat
+        else:
+            x = model.preprocess_image([{"image": img}]).tensor
+            forward = model.backbone
+    try:
+        return saved_for_backward_mib(lambda: forward(x))
+    finally:
+        model.eval()
 
 
 def run_alternating(fns: Dict[str, Callable[[], Dict[str, float]]], warmup: int, iters: int):
@@ -762,6 +800,10 @@ def main(argv=None) -> Dict[str, Any]:
             f"{args.train_iters} after {args.train_warmup} warm-up)", res,
             ["backbone_fpn", "head", "loss", "backward_step"]))
         text.append(f"first-step losses: {json.dumps(first)}\n")
+        entry["backbone_saved_for_backward_mib"] = {
+            k: backbone_saved_mib(models[k], img) for k in fns}
+        text.append("saved for backward by backbone+FPN (MiB, weights included): "
+                    f"{json.dumps({k: round(v) for k, v in entry['backbone_saved_for_backward_mib'].items()})}\n")
 
     # -------- memory (fresh subprocesses)
     if "memory" not in skip:
