@@ -8,7 +8,8 @@ import pycocotools.mask as mask_util
 import pytest
 from pycocotools.coco import COCO
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
 import eval_class_agnostic as E  # noqa: E402
 
 # two 64x64 images; squares (x, y, side) with class ids 1 and 2

@@ -59,8 +59,8 @@ MMDET_CONFIG_FOR_HEAD = {
 # decoupled masks are sigmoid(x) * sigmoid(y) (0.5 at logit(sqrt(0.5)) = 0.881 each)
 MASK_LOGIT_TARGET = {"SOLOHead": 0.0, "DecoupledSOLOHead": 0.881, "DecoupledSOLOLightHead": 0.881}
 # SOLOv2 has no mask bias to shift: its masks are sigmoid(kernel . features), whose logits
-# are about as often positive as negative for random kernels but of an arbitrary scale. Its
-# kernel conv is scaled instead, until the median |mask logit| is this (crisp masks).
+# have an arbitrary scale for random kernels. Its kernel conv is scaled instead, until the
+# median |mask logit| is this (masks neither all 0.5 nor saturated).
 DYNAMIC_KERNEL_ABS_LOGIT = 2.0
 
 
@@ -800,10 +800,10 @@ def main(argv=None) -> Dict[str, Any]:
             f"{args.train_iters} after {args.train_warmup} warm-up)", res,
             ["backbone_fpn", "head", "loss", "backward_step"]))
         text.append(f"first-step losses: {json.dumps(first)}\n")
-        entry["backbone_saved_for_backward_mib"] = {
-            k: backbone_saved_mib(models[k], img) for k in fns}
+        saved = {k: backbone_saved_mib(models[k], img) for k in fns}
+        entry["backbone_saved_for_backward_mib"] = saved
         text.append("saved for backward by backbone+FPN (MiB, weights included): "
-                    f"{json.dumps({k: round(v) for k, v in entry['backbone_saved_for_backward_mib'].items()})}\n")
+                    f"{json.dumps({k: round(v) for k, v in saved.items()})}\n")
 
     # -------- memory (fresh subprocesses)
     if "memory" not in skip:
