@@ -5,8 +5,9 @@
         --input img1.png "more/*.jpg" --output vis/ \
         --opts MODEL.WEIGHTS output/quick_schedules/SOLO_R18_shapes/model_final.pth
 
-Writes ``<output>/<input name>.png`` for every input: the image with the instance masks,
-class names and scores of the predictions whose score is at least --confidence-threshold.
+Writes ``<output>/<input name>.png`` for every input: the image with the instance masks, class
+names and scores of the predictions whose score is at least --confidence-threshold. An input
+that cannot be read is reported with its path and skipped; the exit status is then 1.
 Class names come from the metadata of ``cfg.DATASETS.TEST[0]`` (when the config names one).
 """
 import argparse
@@ -21,13 +22,13 @@ import cv2
 import numpy as np
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import MetadataCatalog
-from detectron2.data.detection_utils import read_image
 from detectron2.engine import DefaultPredictor
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 import solo_d2  # noqa: F401  registers the SOLO meta-architecture, heads and datasets
 from solo_d2 import add_solo_config
+from solo_d2.data import ImageReadError, read_image
 
 logger = logging.getLogger("solo_d2.demo")
 
@@ -143,8 +144,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     predictor = DefaultPredictor(cfg)  # reads BGR, converts to cfg.INPUT.FORMAT itself
     os.makedirs(args.output, exist_ok=True)
     used: set = set()
+    failed = 0
     for path in inputs:
-        image = read_image(path, format="BGR")
+        try:
+            image = read_image(path, format="BGR")
+        except ImageReadError as e:
+            logger.error(f"{e}; skipped")
+            failed += 1
+            continue
         start = time.perf_counter()
         drawing, num = visualize(predictor, image, metadata, args.confidence_threshold)
         out = output_path(args.output, path, used)
@@ -153,7 +160,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"{path}: {num} instances >= {args.confidence_threshold} in "
             f"{time.perf_counter() - start:.2f}s -> {out}"
         )
-    return 0
+    if failed:
+        logger.error(f"{failed} of {len(inputs)} inputs could not be read")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ built-in datasets with Detectron2's registries.
 from .config import add_solo_config
 from .modeling import SOLO, SOLO_HEAD_REGISTRY
 from . import data  # noqa: F401  registers the built-in datasets
+from .engine import SOLOTrainer, get_solo_cfg, launch
 
-__all__ = ["add_solo_config", "SOLO", "SOLO_HEAD_REGISTRY"]
+__all__ = ["add_solo_config", "SOLO", "SOLO_HEAD_REGISTRY", "SOLOTrainer", "get_solo_cfg", "launch"]
 __version__ = "0.1.0"

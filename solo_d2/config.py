@@ -75,7 +75,7 @@ def add_solo_config(cfg: CN) -> None:
     _C.MODEL.SOLO.LOSS.FOCAL_WEIGHT = 1.0
 
     _C.MODEL.SOLO.TEST = CN()
-    # Keep at most this many candidates (by score) before Matrix NMS.
+    # Keep at most this many candidates (by score) before Matrix NMS; -1: no limit.
     _C.MODEL.SOLO.TEST.NMS_PRE = 500
     # Category score a cell needs to become a candidate.
     _C.MODEL.SOLO.TEST.SCORE_THRESH = 0.1
@@ -87,7 +87,7 @@ def add_solo_config(cfg: CN) -> None:
     _C.MODEL.SOLO.TEST.KERNEL = "gaussian"
     # Sigma of the gaussian kernel.
     _C.MODEL.SOLO.TEST.SIGMA = 2.0
-    # Instances kept per image.
+    # Instances kept per image; -1: no limit.
     _C.MODEL.SOLO.TEST.MAX_PER_IMG = 100
 
     # Resize with OpenCV's bilinear (as mmdet/mmcv do) instead of PIL's; needed for pixel
@@ -99,3 +99,7 @@ def add_solo_config(cfg: CN) -> None:
     _C.SOLVER.OPTIMIZER = "SGD"
     # AdamW's (beta1, beta2).
     _C.SOLVER.ADAMW_BETAS = (0.9, 0.999)
+    # SOLOTrainer: iterations between writes of the metrics (console, metrics.json,
+    # TensorBoard); written values are medians over that many iterations (1: every value).
+    # Detectron2's DefaultTrainer fixes it at 20.
+    _C.SOLVER.LOG_PERIOD = 20

@@ -2,7 +2,6 @@
 built-in shapes datasets with a matching class count, and train one finite step."""
 import glob
 import os
-import sys
 
 import pytest
 import torch
@@ -14,9 +13,7 @@ from detectron2.utils.events import EventStorage
 
 import solo_d2
 from conftest import ROOT
-
-sys.path.insert(0, ROOT)
-import train_net  # noqa: E402
+from solo_d2.engine import SOLOTrainer
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "quick_schedules", "*.yaml")))
 
@@ -48,7 +45,7 @@ def test_quick_config_trains_one_finite_step(path):
     torch.manual_seed(0)
     model = build_model(cfg)
     model.train()
-    optimizer = train_net.Trainer.build_optimizer(cfg, model)
+    optimizer = SOLOTrainer.build_optimizer(cfg, model)
     inst = Instances((256, 256))
     masks = torch.zeros(2, 256, 256, dtype=torch.bool)
     masks[0, 40:120, 30:90] = True

@@ -10,6 +10,7 @@ from detectron2.data.datasets import register_coco_instances
 from detectron2.engine import default_argument_parser
 
 from conftest import ROOT, write_toy_coco
+from solo_d2.engine import SOLOTrainer
 
 sys.path.insert(0, ROOT)
 import train_net  # noqa: E402
@@ -47,7 +48,7 @@ def test_train_then_eval_only(toy_dataset, tmp_path):
         ["--config-file", os.path.join(ROOT, "configs", "Base-SOLO.yaml"),
          *_opts(toy_dataset, out, ["DATASETS.TEST", "()"])]
     )
-    trainer = train_net.Trainer(train_net.setup(args))
+    trainer = SOLOTrainer(train_net.setup(args))
     trainer.resume_or_load(resume=False)
     trainer.train()
     losses = [v for v, _ in trainer.storage.history("total_loss").values()]

@@ -9,7 +9,9 @@ loadable by DetectionCheckpointer with no missing or unexpected keys), the yaml 
 rebuilds the model (``get_cfg(); add_solo_config(cfg); cfg.merge_from_file(yaml)``) and, when
 the checkpoint names its classes, ``DST-without-extension.classes.json``. The mmdet config is
 read from the checkpoint (meta["cfg"] / meta["config"]) or --mmdet-config, with python's
-``ast`` only: nothing in it is executed.
+``ast`` only: nothing in it is executed. The checkpoint is read without running code it names
+(tensors and plain data; other objects stay inert stand-ins) unless --trusted says the file
+comes from a source you trust. Every failure is one ``error:`` line and exit status 1.
 """
 import argparse
 import logging
@@ -34,12 +36,20 @@ def main(argv=None) -> int:
     p.add_argument("--mmdet-config", help="mmdet .py config (default: the one in the checkpoint)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip building the model to check the converted keys and shapes")
+    p.add_argument("--trusted", action="store_true",
+                   help="the checkpoint comes from a source you trust: unpickle it fully, which "
+                   "runs any code it names (only needed for legacy-format files that hold "
+                   "objects other than tensors and plain data)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config_out = args.config_out or os.path.splitext(args.dst)[0] + ".yaml"
+    for out in (args.dst, config_out):
+        if os.path.isdir(out):
+            print(f"error: {out} is a directory; give a file name", file=sys.stderr)
+            return 1
     try:
         ckpt, cfg, classes = convert_mmdet_checkpoint(
-            args.src, mmdet_config=args.mmdet_config, weights_path=args.dst
+            args.src, mmdet_config=args.mmdet_config, weights_path=args.dst, trusted=args.trusted
         )
         if not args.no_verify:
             verify_loadable(cfg, ckpt["model"])

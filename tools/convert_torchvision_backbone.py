@@ -12,10 +12,10 @@ import argparse
 import os
 import sys
 
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from solo_d2.checkpoint.safe_load import CheckpointReadError, load_torch_file  # noqa: E402
 from solo_d2.checkpoint.torchvision import convert_torchvision_resnet, save_d2_pickle  # noqa: E402
 
 
@@ -27,7 +27,11 @@ def main(argv=None) -> int:
     if not args.dst.endswith(".pkl"):
         print(f"error: {args.dst} must end with .pkl for DetectionCheckpointer", file=sys.stderr)
         return 1
-    sd = torch.load(args.src, map_location="cpu", weights_only=True)
+    try:
+        sd = load_torch_file(args.src)
+    except CheckpointReadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     try:
         model = convert_torchvision_resnet(sd)
     except ValueError as e:

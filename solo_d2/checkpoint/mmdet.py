@@ -28,6 +28,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .checkpointer import atomic_write
+from .safe_load import CheckpointReadError, load_torch_file
 from .torchvision import map_resnet_key
 
 __all__ = [
@@ -241,11 +243,15 @@ def load_mmdet_config_file(path: str, _seen: Tuple[str, ...] = ()) -> Dict[str, 
         raise MMDetConversionError(f"mmdet config file {path} does not exist")
     if not path.endswith(".py"):
         raise MMDetConversionError(f"mmdet config {path}: only .py configs are supported")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        tree = ast.parse(text, filename=path)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as e:
+        raise MMDetConversionError(f"mmdet config {path}: cannot be read as python ({e})") from e
     # First pass: only the _base_ list (it must be a literal).
     bases: List[str] = []
-    for stmt in ast.parse(text, filename=path).body:
+    for stmt in tree.body:
         if (
             isinstance(stmt, ast.Assign)
             and len(stmt.targets) == 1
@@ -762,15 +768,14 @@ def mmdet_config_to_d2(mm: Dict[str, Any], source: str = "mmdet config"):
 # ----------------------------------------------------------------------------------------
 # Whole checkpoints
 # ----------------------------------------------------------------------------------------
-def load_mmdet_checkpoint(path: str) -> Dict[str, Any]:
-    """torch.load an mmdet checkpoint; tensors-only unpickling first, full unpickling (which
-    can run code: only for files you trust) when mmdet's meta needs it."""
+def load_mmdet_checkpoint(path: str, trusted: bool = False) -> Dict[str, Any]:
+    """Read an mmdet checkpoint without running code from it (see
+    :func:`~solo_d2.checkpoint.safe_load.load_torch_file`); ``trusted=True`` unpickles it
+    fully, for files the user trusts. Any failure is an MMDetConversionError naming the file."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling refusal
-        logger.warning("%s holds non-tensor objects (%s); unpickling it fully, as a trusted "
-                       "file", path, type(e).__name__)
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_torch_file(path, trusted=trusted)
+    except CheckpointReadError as e:
+        raise MMDetConversionError(str(e)) from e
 
 
 def _embedded_config(meta: Dict[str, Any]) -> Tuple[Optional[str], str]:
@@ -794,6 +799,7 @@ def convert_mmdet_checkpoint(
     checkpoint: Any,
     mmdet_config: Optional[str] = None,
     weights_path: str = "",
+    trusted: bool = False,
 ):
     """Convert an mmdet SOLO-family checkpoint.
 
@@ -801,12 +807,16 @@ def convert_mmdet_checkpoint(
         checkpoint: a path or the loaded ``{"state_dict", "meta"}`` dict.
         mmdet_config: optional path of the mmdet ``.py`` config (overrides the embedded one).
         weights_path: written into the config as MODEL.WEIGHTS.
+        trusted: the user trusts the checkpoint file: unpickle it fully (may run code).
     Returns:
         ``(d2_checkpoint, cfg, class_names)``: ``{"model", "__author__",
         "matching_heuristics": False[, "thing_classes"]}``, the Detectron2 CfgNode and the
         class names (None when the checkpoint has none).
     """
-    ckpt = load_mmdet_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
+    if isinstance(checkpoint, str):
+        ckpt = load_mmdet_checkpoint(checkpoint, trusted=trusted)
+    else:
+        ckpt = checkpoint
     name = checkpoint if isinstance(checkpoint, str) else "checkpoint"
     _require(isinstance(ckpt, dict), f"{name}: expected a dict, found {type(ckpt).__name__}")
     state_dict = ckpt.get("state_dict", ckpt.get("model"))
@@ -868,7 +878,7 @@ def write_outputs(
     ``<dst without extension>.classes.json``."""
     written = []
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    torch.save(d2_ckpt, dst)
+    atomic_write(dst, lambda f: torch.save(d2_ckpt, f))
     written.append(dst)
     if config_out:
         with open(config_out, "w") as f:

@@ -1,10 +1,18 @@
-"""Built-in datasets. Importing this package registers ``solo_shapes_train`` and
-``solo_shapes_val`` (generated lazily, on first ``DatasetCatalog.get``)."""
+"""Data: the SOLO dataset mapper, image reading, class-count checks and the built-in datasets.
+Importing this package registers ``solo_shapes_train`` and ``solo_shapes_val`` (generated
+lazily, on first ``DatasetCatalog.get``)."""
 from .builtin import datasets_root, ensure_solo_shapes, get_solo_shapes_meta, register_solo_shapes
+from .class_checks import check_dataset_classes
+from .image_io import ImageReadError, read_image
+from .mapper import SOLODatasetMapper
 from .shapes import CLASSES as SHAPES_CLASSES
 from .shapes import ShapesConfig
 
 __all__ = [
+    "ImageReadError",
+    "SOLODatasetMapper",
+    "check_dataset_classes",
+    "read_image",
     "SHAPES_CLASSES",
     "ShapesConfig",
     "datasets_root",

@@ -12,7 +12,12 @@ import numpy as np
 from detectron2.data import transforms as T
 from detectron2.data.detection_utils import build_augmentation
 
-__all__ = ["CV2ResizeTransform", "CV2ResizeShortestEdge", "build_solo_augmentation"]
+__all__ = [
+    "CV2ResizeTransform",
+    "CV2ResizeShortestEdge",
+    "apply_resize_backend",
+    "build_solo_augmentation",
+]
 
 
 class CV2ResizeTransform(T.ResizeTransform):
@@ -48,17 +53,21 @@ class CV2ResizeShortestEdge(T.ResizeShortestEdge):
         return CV2ResizeTransform(h, w, new_h, new_w)
 
 
+def apply_resize_backend(augs: List[T.Augmentation], backend: str) -> List[T.Augmentation]:
+    """``augs`` with every ResizeShortestEdge resizing as INPUT.RESIZE_BACKEND says:
+    "pil" (Detectron2's, unchanged) or "cv2" (:class:`CV2ResizeShortestEdge`)."""
+    if backend not in ("pil", "cv2"):
+        raise ValueError(f"INPUT.RESIZE_BACKEND must be 'pil' or 'cv2', got {backend!r}")
+    if backend == "pil":
+        return list(augs)
+    return [
+        CV2ResizeShortestEdge(a.short_edge_length, a.max_size, "range" if a.is_range else "choice")
+        if type(a) is T.ResizeShortestEdge
+        else a
+        for a in augs
+    ]
+
+
 def build_solo_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     """Detectron2's default augmentation, with the resize backend chosen by INPUT.RESIZE_BACKEND."""
-    augs = build_augmentation(cfg, is_train)
-    backend = cfg.INPUT.RESIZE_BACKEND
-    if backend == "pil":
-        return augs
-    if backend != "cv2":
-        raise ValueError(f"INPUT.RESIZE_BACKEND must be 'pil' or 'cv2', got {backend!r}")
-    resize = augs[0]
-    assert isinstance(resize, T.ResizeShortestEdge), resize
-    augs[0] = CV2ResizeShortestEdge(
-        resize.short_edge_length, resize.max_size, "range" if resize.is_range else "choice"
-    )
-    return augs
+    return apply_resize_backend(build_augmentation(cfg, is_train), cfg.INPUT.RESIZE_BACKEND)

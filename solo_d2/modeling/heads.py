@@ -184,9 +184,12 @@ class _SOLOHeadBase(nn.Module):
             x = layer(x)
         return self.conv_cls(x)
 
-    def projection_parameters(self) -> List[nn.Parameter]:
-        """Parameters that lazy projection may leave unused in a step (for a zero-weight touch)."""
-        raise NotImplementedError
+    def mask_branch_parameters(self) -> List[nn.Parameter]:
+        """Every parameter but the category branch's: only the mask loss reaches them, and
+        lazy projection leaves them out of the graph for levels (or whole batches) without
+        positive cells (the meta-architecture touches them with weight 0)."""
+        category = {id(p) for m in (self.cls_convs, self.conv_cls) for p in m.parameters()}
+        return [p for p in self.parameters() if id(p) not in category]
 
 
 @SOLO_HEAD_REGISTRY.register()
@@ -262,9 +265,6 @@ class SOLOHead(_SOLOHeadBase):
         Tests and parity only."""
         x = F.interpolate(mask_inputs[level], scale_factor=2, mode="bilinear")
         return self.conv_mask_list[level](x)
-
-    def projection_parameters(self) -> List[nn.Parameter]:
-        return list(self.conv_mask_list.parameters())
 
 
 @SOLO_HEAD_REGISTRY.register()
@@ -366,9 +366,6 @@ class DecoupledSOLOHead(_SOLOHeadBase):
         """All X and Y maps of a level, each (N, S, h, w): what mmdet computes. Tests only."""
         fx, fy = mask_inputs[level]
         return self.conv_mask_list_x[level](fx), self.conv_mask_list_y[level](fy)
-
-    def projection_parameters(self) -> List[nn.Parameter]:
-        return [*self.conv_mask_list_x.parameters(), *self.conv_mask_list_y.parameters()]
 
 
 @SOLO_HEAD_REGISTRY.register()

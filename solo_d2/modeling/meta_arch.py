@@ -2,12 +2,15 @@
 from typing import Dict, List, Sequence, Tuple
 
 import torch
+import torch.distributed as dist
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import BitMasks, ImageList, Instances, PolygonMasks
+from detectron2.utils import comm
 from torch import Tensor, nn
 
+from ..config_checks import validate_solo_config
+from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
 from .losses import category_focal_loss, dice_loss
 from .postprocess import candidates_to_instances, point_nms, select_candidates
@@ -16,15 +19,14 @@ from .targets import LevelTargets, assign_targets_single
 __all__ = ["SOLO"]
 
 
-def _check_dataset_classes(cfg) -> None:
-    """Fail early when a configured dataset's class count differs from MODEL.SOLO.NUM_CLASSES."""
-    for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
-        classes = MetadataCatalog.get(name).get("thing_classes")
-        if classes is not None and len(classes) != cfg.MODEL.SOLO.NUM_CLASSES:
-            raise ValueError(
-                f"Dataset {name!r} has {len(classes)} classes but MODEL.SOLO.NUM_CLASSES is "
-                f"{cfg.MODEL.SOLO.NUM_CLASSES}; set MODEL.SOLO.NUM_CLASSES {len(classes)}"
-            )
+def _mean_over_processes(count: int, device: torch.device) -> float:
+    """``count`` averaged over all processes (itself in a single process)."""
+    world = comm.get_world_size()
+    if world == 1:
+        return float(count)
+    total = torch.tensor([float(count)], device=device)
+    dist.all_reduce(total)
+    return total.item() / world
 
 
 @META_ARCH_REGISTRY.register()
@@ -100,7 +102,9 @@ class SOLO(nn.Module):
     def from_config(cls, cfg):
         if not cfg.MODEL.MASK_ON:
             raise ValueError("SOLO predicts masks and trains on them: set MODEL.MASK_ON True")
-        _check_dataset_classes(cfg)
+        validate_solo_config(cfg)
+        # Datasets whose class names are known before loading; SOLOTrainer checks the rest.
+        check_dataset_classes([*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], cfg.MODEL.SOLO.NUM_CLASSES)
         backbone = build_backbone(cfg)
         shapes = backbone.output_shape()
         missing = [f for f in cfg.MODEL.SOLO.IN_FEATURES if f not in shapes]
@@ -151,8 +155,14 @@ class SOLO(nn.Module):
         features = self.backbone(images.tensor)
         cls_logits, mask_inputs = self.head([features[f] for f in self.head_in_features])
         if self.training:
-            if not all("instances" in x for x in batched_inputs):
-                raise ValueError("SOLO training needs 'instances' in every input dict")
+            for x in batched_inputs:
+                if "instances" not in x:
+                    raise ValueError(
+                        f"SOLO training needs 'instances' in every input; "
+                        f"{x.get('file_name', 'an input')} has none. Detectron2's mapper makes "
+                        "them from the dataset dict's 'annotations': give an image without "
+                        "objects 'annotations': [] to train it as a negative image"
+                    )
             gt = [x["instances"].to(self.device) for x in batched_inputs]
             return self.losses(cls_logits, mask_inputs, gt, images.tensor.shape[-2:])
         output_sizes = [
@@ -164,7 +174,13 @@ class SOLO(nn.Module):
 
     # ------------------------------------------------------------------ training
     def _padded_masks(self, inst: Instances, padded_hw: Tuple[int, int]) -> Tensor:
-        """gt masks of one image as (M, H, W) bool at the padded batch size."""
+        """gt masks of one image as (M, H, W) bool at the padded batch size.
+
+        An image without objects has no ``gt_masks`` (Detectron2 makes them only from
+        annotations): it gets (0, H, W) and trains as a negative.
+        """
+        if not inst.has("gt_masks") and len(inst) == 0:
+            return torch.zeros((0, *padded_hw), dtype=torch.bool, device=self.device)
         if not inst.has("gt_masks"):
             raise ValueError(
                 "SOLO trains on instance masks but the inputs have no gt_masks: use annotations "
@@ -231,11 +247,15 @@ class SOLO(nn.Module):
             # unique positive cells (a cell may carry several targets, see target_options)
             num_pos += sum(len(torch.unique(t.pos_cells)) for t in per_img)
 
-        # Lazy projection leaves levels without positives out of the graph; a zero-weight
-        # touch keeps every parameter in it (DistributedDataParallel requires that).
-        touch = sum(p.sum() for p in self.head.projection_parameters()) * 0.0
+        # Lazy projection leaves the mask branch of levels (or batches) without positives
+        # out of the graph; a zero-weight touch keeps every parameter in it, as
+        # DistributedDataParallel requires.
+        touch = sum(p.sum() for p in self.head.mask_branch_parameters()) * 0.0
+        # Normalised by the mean positive count over processes, so that N processes of B
+        # images give the losses and gradients of one process of N * B images.
+        mean_pos = _mean_over_processes(num_pos, cls_logits[0].device)
         if num_pos > 0:
-            loss_mask = torch.cat(dice_terms).sum() / num_pos
+            loss_mask = torch.cat(dice_terms).sum() / mean_pos
         else:
             loss_mask = cls_logits[0].sum() * 0.0
         flat_logits = torch.cat(
@@ -247,7 +267,7 @@ class SOLO(nn.Module):
             self.num_classes,
             self.focal_alpha,
             self.focal_gamma,
-            normalizer=num_pos + 1,
+            normalizer=mean_pos + 1 / comm.get_world_size(),
         )
         return {
             "loss_mask": loss_mask * self.dice_weight + touch,

@@ -192,6 +192,13 @@ class SOLOV2Head(_SOLOHeadBase):
                 f"MODEL.SOLO.MASK_FEAT.END_LEVEL={mask_end_level} but the head reads only "
                 f"{self.num_levels} levels"
             )
+        feature_stride = kwargs["input_shape"][0].stride
+        if feature_stride is not None and feature_stride != mask_stride:
+            raise ValueError(
+                f"MODEL.SOLO.MASK_FEAT.MASK_STRIDE is {mask_stride} but the mask features are "
+                f"built at the stride of the first of MODEL.SOLO.IN_FEATURES, {feature_stride}; "
+                f"set MODEL.SOLO.MASK_FEAT.MASK_STRIDE {feature_stride}"
+            )
         self.dcn_apply_to_all_conv = dcn_apply_to_all_conv
         self.dynamic_conv_size = dynamic_conv_size
         self.mask_out_channels = mask_out_channels
@@ -237,6 +244,14 @@ class SOLOV2Head(_SOLOHeadBase):
         """Extra arguments of ``targets.assign_targets_single`` for this head: every level's
         masks are at the mask-feature stride, and (as mmdet's SOLOv2) a cell covered by several
         instances' centre regions keeps one mask target per instance."""
+        if self.dynamic_conv_size != 1:
+            # The dynamic convolution is unpadded, as mmdet's: its masks are smaller than
+            # their targets (mmdet 3.3.0 cannot train this setting either).
+            raise ValueError(
+                f"MODEL.SOLO.DYNAMIC_CONV_SIZE {self.dynamic_conv_size} gives masks "
+                f"{self.dynamic_conv_size - 1} pixels smaller than their targets; training "
+                "needs 1 (inference works with any odd size, as in mmdet)"
+            )
         return {"mask_strides": [self.mask_stride] * self.num_levels, "keep_overlaps": True}
 
     def kernel_forward(self, x: Tensor, level: int) -> Tensor:
@@ -323,11 +338,3 @@ class SOLOV2Head(_SOLOHeadBase):
         return torch.stack(
             [self._dynamic_conv(mask_feats[b : b + 1], kernels[b]) for b in range(len(kernels))]
         )
-
-    def projection_parameters(self) -> List[nn.Parameter]:
-        # Without positive cells neither the kernel branch nor the mask features reach a loss.
-        return [
-            *self.kernel_convs.parameters(),
-            *self.conv_kernel.parameters(),
-            *self.mask_feature_head.parameters(),
-        ]

@@ -1,0 +1,117 @@
+"""``SOLOTrainer``: Detectron2's DefaultTrainer with what SOLO training needs.
+
+* the SOLO mapper (``INPUT.RESIZE_BACKEND``, 16-bit images, errors naming the image),
+* ``SOLVER.OPTIMIZER`` (SGD / AdamW) and ``CLIP_TYPE "full_model"``,
+* COCO evaluation of masks and their boxes,
+* multi-process training on the CPU as on GPUs (DistributedDataParallel without device ids
+  for a CPU model),
+* class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` before the first
+  iteration,
+* atomic checkpoints and a safe resume (:class:`~solo_d2.checkpoint.SOLOCheckpointer`),
+* metrics written every ``SOLVER.LOG_PERIOD`` iterations.
+"""
+import logging
+import os
+import weakref
+
+from detectron2.config import CfgNode, get_cfg
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
+from detectron2.evaluation import COCOEvaluator
+from detectron2.utils import comm
+from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from detectron2.utils.file_io import PathManager
+from detectron2.utils.logger import setup_logger
+
+from ..checkpoint.checkpointer import SOLOCheckpointer
+from ..config import add_solo_config
+from ..data.class_checks import check_dataset_classes
+from ..data.mapper import SOLODatasetMapper
+from ..solver import build_solo_optimizer
+from .launch import create_ddp_model
+
+__all__ = ["SOLOTrainer", "get_solo_cfg"]
+
+
+def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
+    """Detectron2's config with the SOLO keys, ``config_file`` and ``opts`` merged, frozen."""
+    cfg = get_cfg()
+    add_solo_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    return cfg
+
+
+class SOLOTrainer(DefaultTrainer):
+    """DefaultTrainer for SOLO-family models (see the module docstring). Used as
+    Detectron2's: ``trainer = SOLOTrainer(cfg); trainer.resume_or_load(resume); trainer.train()``.
+    """
+
+    def __init__(self, cfg: CfgNode):
+        # DefaultTrainer.__init__, with a DDP wrapper that accepts CPU models and our
+        # checkpointer; the order of construction is Detectron2's.
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        # Test sets are loaded only to evaluate, after training: check their classes now.
+        check_dataset_classes(cfg.DATASETS.TEST, cfg.MODEL.SOLO.NUM_CLASSES, load=True)
+        model = create_ddp_model(model, broadcast_buffers=False)
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(
+            model, data_loader, optimizer
+        )
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = SOLOCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    def build_hooks(self):
+        """Detectron2's hooks, the metric writers running every ``SOLVER.LOG_PERIOD``."""
+        ret = super().build_hooks()
+        for hook in ret:
+            if isinstance(hook, hooks.PeriodicWriter):
+                hook._period = self.cfg.SOLVER.LOG_PERIOD
+        return ret
+
+    def build_writers(self):
+        """Detectron2's default writers; smoothed values are medians over the last
+        ``SOLVER.LOG_PERIOD`` iterations (Detectron2: 20), so with 1 every value is written."""
+        window = self.cfg.SOLVER.LOG_PERIOD
+        PathManager.mkdirs(self.cfg.OUTPUT_DIR)
+        return [
+            CommonMetricPrinter(self.max_iter, window_size=window),
+            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=window),
+            TensorboardXWriter(self.cfg.OUTPUT_DIR, window_size=window),
+        ]
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder=None):
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
+        # SOLO predicts masks and their tight boxes: report both.
+        return COCOEvaluator(dataset_name, tasks=("bbox", "segm"), output_dir=output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model):
+        return build_solo_optimizer(cfg, model)
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode):
+        loader = build_detection_train_loader(cfg, mapper=SOLODatasetMapper(cfg, True))
+        # Loading the datasets (above) gave every registered COCO json its class names.
+        check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
+        return loader
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+        loader = build_detection_test_loader(
+            cfg, dataset_name, mapper=SOLODatasetMapper(cfg, False)
+        )
+        check_dataset_classes([dataset_name], cfg.MODEL.SOLO.NUM_CLASSES)
+        return loader
