@@ -90,6 +90,10 @@ def add_solo_config(cfg: CN) -> None:
     # Instances kept per image; -1: no limit.
     _C.MODEL.SOLO.TEST.MAX_PER_IMG = 100
 
+    # COCO-format datasets to register by name, for DATASETS.TRAIN / TEST without Python:
+    # [[name, json_file, image_root], ...] (Detectron2's register_coco_instances).
+    _C.DATASETS.REGISTER_COCO_INSTANCES = []
+
     # Resize with OpenCV's bilinear (as mmdet/mmcv do) instead of PIL's; needed for pixel
     # parity with mmdet-trained checkpoints. Applies to ResizeShortestEdge in the SOLO mapper.
     _C.INPUT.RESIZE_BACKEND = "pil"

@@ -2,6 +2,7 @@
 Importing this package registers ``solo_shapes_train`` and ``solo_shapes_val`` (generated
 lazily, on first ``DatasetCatalog.get``)."""
 from .builtin import datasets_root, ensure_solo_shapes, get_solo_shapes_meta, register_solo_shapes
+from .cfg_datasets import register_cfg_datasets
 from .class_checks import check_dataset_classes
 from .image_io import ImageReadError, read_image
 from .mapper import SOLODatasetMapper
@@ -13,6 +14,7 @@ __all__ = [
     "SOLODatasetMapper",
     "check_dataset_classes",
     "read_image",
+    "register_cfg_datasets",
     "SHAPES_CLASSES",
     "ShapesConfig",
     "datasets_root",

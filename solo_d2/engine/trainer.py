@@ -2,7 +2,7 @@
 
 * the SOLO mapper (``INPUT.RESIZE_BACKEND``, 16-bit images, errors naming the image),
 * ``SOLVER.OPTIMIZER`` (SGD / AdamW) and ``CLIP_TYPE "full_model"``,
-* COCO evaluation of masks and their boxes,
+* COCO evaluation of masks and their boxes (:class:`SOLOCOCOEvaluator`),
 * multi-process training on the CPU as on GPUs (DistributedDataParallel without device ids
   for a CPU model),
 * class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` before the first
@@ -17,7 +17,6 @@ import weakref
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
-from detectron2.evaluation import COCOEvaluator
 from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.utils.file_io import PathManager
@@ -25,21 +24,25 @@ from detectron2.utils.logger import setup_logger
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
 from ..config import add_solo_config
+from ..data.cfg_datasets import register_cfg_datasets
 from ..data.class_checks import check_dataset_classes
 from ..data.mapper import SOLODatasetMapper
 from ..solver import build_solo_optimizer
+from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model
 
 __all__ = ["SOLOTrainer", "get_solo_cfg"]
 
 
 def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
-    """Detectron2's config with the SOLO keys, ``config_file`` and ``opts`` merged, frozen."""
+    """Detectron2's config with the SOLO keys, ``config_file`` and ``opts`` merged, frozen;
+    the datasets it declares (``DATASETS.REGISTER_COCO_INSTANCES``) are registered."""
     cfg = get_cfg()
     add_solo_config(cfg)
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     cfg.freeze()
+    register_cfg_datasets(cfg)
     return cfg
 
 
@@ -94,8 +97,7 @@ class SOLOTrainer(DefaultTrainer):
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder=None):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
-        # SOLO predicts masks and their tight boxes: report both.
-        return COCOEvaluator(dataset_name, tasks=("bbox", "segm"), output_dir=output_folder)
+        return SOLOCOCOEvaluator(dataset_name, output_dir=output_folder)
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model):
@@ -103,6 +105,7 @@ class SOLOTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
+        register_cfg_datasets(cfg)
         loader = build_detection_train_loader(cfg, mapper=SOLODatasetMapper(cfg, True))
         # Loading the datasets (above) gave every registered COCO json its class names.
         check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
@@ -110,6 +113,7 @@ class SOLOTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+        register_cfg_datasets(cfg)
         loader = build_detection_test_loader(
             cfg, dataset_name, mapper=SOLODatasetMapper(cfg, False)
         )

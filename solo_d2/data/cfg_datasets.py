@@ -1,0 +1,42 @@
+"""Datasets declared in the config: COCO-format json + image folder, registered by name.
+
+``DATASETS.REGISTER_COCO_INSTANCES [[name, json_file, image_root], ...]`` lets
+``DATASETS.TRAIN`` / ``DATASETS.TEST`` name one's own data from the command line, without
+writing Python: each entry goes through Detectron2's ``register_coco_instances``.
+"""
+import os
+from typing import Dict, Tuple
+
+from detectron2.config import CfgNode
+from detectron2.data import DatasetCatalog
+from detectron2.data.datasets import register_coco_instances
+
+__all__ = ["register_cfg_datasets"]
+
+_KEY = "DATASETS.REGISTER_COCO_INSTANCES"
+# name -> (json_file, image_root) of the datasets registered here
+_REGISTERED: Dict[str, Tuple[str, str]] = {}
+
+
+def register_cfg_datasets(cfg: CfgNode) -> None:
+    """Register every ``DATASETS.REGISTER_COCO_INSTANCES`` entry (relative paths against the
+    current directory). Calling it again with the same entries does nothing; a name already
+    registered otherwise, or a missing file or folder, is a ValueError naming the entry."""
+    for entry in cfg.DATASETS.REGISTER_COCO_INSTANCES:
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 3
+                and all(isinstance(x, str) and x for x in entry)):
+            raise ValueError(f"{_KEY} entry {entry!r}: expected [name, json_file, image_root]")
+        name, json_file, image_root = entry
+        source = (os.path.abspath(os.path.expanduser(json_file)),
+                  os.path.abspath(os.path.expanduser(image_root)))
+        if _REGISTERED.get(name) == source:
+            continue
+        if name in DatasetCatalog.list():
+            raise ValueError(f"{_KEY}: a dataset named {name!r} is already registered; "
+                             "choose another name")
+        if not os.path.isfile(source[0]):
+            raise ValueError(f"{_KEY} entry {name!r}: json file {json_file!r} does not exist")
+        if not os.path.isdir(source[1]):
+            raise ValueError(f"{_KEY} entry {name!r}: image folder {image_root!r} does not exist")
+        register_coco_instances(name, {}, *source)
+        _REGISTERED[name] = source

@@ -1,0 +1,48 @@
+"""COCO evaluation of SOLO predictions: Detectron2's COCOEvaluator on masks and their boxes,
+tolerant of the degenerate polygons that Detectron2 already skips in training."""
+import logging
+
+from detectron2.evaluation import COCOEvaluator
+
+__all__ = ["SOLOCOCOEvaluator"]
+
+logger = logging.getLogger(__name__)
+
+
+class SOLOCOCOEvaluator(COCOEvaluator):
+    """COCOEvaluator for tasks ``("bbox", "segm")`` (SOLO predicts masks and their tight boxes).
+
+    A ground-truth polygon of fewer than 3 points makes pycocotools fail deep inside
+    ``COCOeval`` ("Argument 'bb' has incorrect type"); Detectron2's ``load_coco_json`` drops
+    such polygons when loading for training. Here they are dropped from the evaluation's
+    ground truth the same way (an object left with no polygon is left out), with a warning
+    that counts them.
+    """
+
+    def __init__(self, dataset_name: str, output_dir=None, **kwargs):
+        kwargs.setdefault("tasks", ("bbox", "segm"))
+        super().__init__(dataset_name, output_dir=output_dir, **kwargs)
+        self._drop_degenerate_polygons(dataset_name)
+
+    def _drop_degenerate_polygons(self, dataset_name: str) -> None:
+        dataset = self._coco_api.dataset
+        kept, dropped, removed = [], 0, 0
+        for ann in dataset.get("annotations", []):
+            segm = ann.get("segmentation")
+            if isinstance(segm, list):
+                valid = [p for p in segm if len(p) >= 6 and len(p) % 2 == 0]
+                dropped += len(segm) - len(valid)
+                if not valid:
+                    removed += 1
+                    continue
+                ann["segmentation"] = valid
+            kept.append(ann)
+        if dropped == 0:
+            return
+        logger.warning(
+            f"{dataset_name}: {dropped} ground-truth polygons with fewer than 3 points are left "
+            f"out of the evaluation ({removed} objects had no other polygon), as Detectron2 "
+            "leaves them out of training"
+        )
+        dataset["annotations"] = kept
+        self._coco_api.createIndex()
