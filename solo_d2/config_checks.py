@@ -66,10 +66,10 @@ class _Checker:
         return self.check(key, lambda v: isinstance(v, bool), "True or False")
 
 
-def _valid_norm(norm: str, channels: int) -> bool:
+def _known_norm(norm: str) -> bool:
     if norm == "":
         return True
-    get_norm(norm, channels)  # raises for unknown names and for GN with channels % 32 != 0
+    get_norm(norm, 32)  # raises for names Detectron2 does not know
     return True
 
 
@@ -93,9 +93,11 @@ def validate_solo_config(cfg: CfgNode) -> None:
         f"[lo, hi] pairs with 0 <= lo <= hi, {per_level}",
     )
     c.real_in(s + "POS_SCALE", 0, float("inf"), False, True)
-    if c.int_at_least(s + "FEAT_CHANNELS", 1):
-        c.check(s + "NORM", lambda v: _valid_norm(v, cfg.MODEL.SOLO.FEAT_CHANNELS),
-                "'' or a norm get_norm knows (GN needs FEAT_CHANNELS divisible by 32)")
+    c.check(s + "NORM", _known_norm, "'' or a norm Detectron2's get_norm knows")
+    channel_keys = [s + "FEAT_CHANNELS", s + "MASK_FEAT.FEAT_CHANNELS", s + "MASK_FEAT.OUT_CHANNELS"]
+    for key in channel_keys:
+        if c.int_at_least(key, 1) and cfg.MODEL.SOLO.NORM == "GN":
+            c.check(key, lambda v: v % 32 == 0, "a multiple of 32: MODEL.SOLO.NORM 'GN' has 32 groups")
     if c.int_at_least(s + "STACKED_CONVS", 1):
         c.check(s + "CLS_DOWN_INDEX",
                 lambda v: _is_int(v) and 0 <= v < cfg.MODEL.SOLO.STACKED_CONVS,
@@ -107,8 +109,6 @@ def validate_solo_config(cfg: CfgNode) -> None:
     c.real_in(s + "PRIOR_PROB", 0, 1, True, True)
 
     m = s + "MASK_FEAT."
-    c.int_at_least(m + "FEAT_CHANNELS", 1)
-    c.int_at_least(m + "OUT_CHANNELS", 1)
     c.int_at_least(m + "MASK_STRIDE", 1)
     c.one_of(m + "DCN_TYPE", ("", "DCN", "DCNv2"))
     if c.int_at_least(m + "START_LEVEL", 0):

@@ -46,10 +46,11 @@ def _opts(corpus, out, ims_per_batch, extra=()):
     ]
 
 
-def _start(cwd, args):
+def _start(cwd, args, env=None):
     return subprocess.Popen(
         [sys.executable, TRAIN_NET, "--config-file", BASE, *args],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=None if env is None else {**os.environ, **env},
         start_new_session=True,  # its own process group, so that a hung run is killed whole
     )
 
@@ -154,10 +155,11 @@ def test_distributed_evaluation_matches_one_process(corpus, one_process_run, tmp
     results, metrics = {}, {}
     for n in (1, 2):
         out = tmp_path / f"eval{n}"
+        # one thread per process in both runs, so that both sum floats in the same order
         log = _finish(_start(str(tmp_path), [
             "--num-gpus", str(n), "--eval-only",
             *_opts(corpus, out, 4, ["DATASETS.TEST", "('corpus',)", "MODEL.WEIGHTS", str(weights)]),
-        ]))
+        ], env={"OMP_NUM_THREADS": "1"}))
         # Detectron2 prints "copypaste:" lines with the metrics of every task
         metrics[n] = [line.split("copypaste:")[1] for line in log.splitlines() if "copypaste:" in line]
         results[n] = _predictions(out)

@@ -548,12 +548,14 @@ def compare_outputs(ours, theirs) -> Dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 def rss_peak_mib() -> float:
     """This process's RSS high-water mark (VmHWM). Not getrusage's ru_maxrss: that survives
-    fork+exec, so a subprocess would report its parent's peak."""
+    fork+exec, so a subprocess would report its parent's peak. The kernel folds threads' RSS
+    counters into VmHWM lazily, so it can read below the current RSS: the peak is at least that.
+    """
     try:
         with open("/proc/self/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0  # kB
+                    return max(int(line.split()[1]) / 1024.0, rss_now_mib())  # kB
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux

@@ -83,8 +83,6 @@ class SOLOCheckpointer(DetectionCheckpointer):
         tagged = super().get_checkpoint_file()
         if not self._is_local() or (tagged and is_complete_torch_file(tagged)):
             return tagged
-        if self.save_to_disk:
-            self._remove_leftovers()
         complete = [p for p in self.get_all_checkpoint_files() if is_complete_torch_file(p)]
         if not complete:
             return ""
@@ -94,6 +92,11 @@ class SOLOCheckpointer(DetectionCheckpointer):
             "the newest complete checkpoint"
         )
         return newest
+
+    def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
+        if resume and self._is_local() and self.save_to_disk and os.path.isdir(self.save_dir):
+            self._remove_leftovers()
+        return super().resume_or_load(path, resume=resume)
 
     def has_checkpoint(self) -> bool:
         return bool(self.get_checkpoint_file())

@@ -117,12 +117,13 @@ def load_torch_file(path: str, *, trusted: bool = False) -> Any:
             ) from e
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        refused = e
     except Exception as e:  # noqa: BLE001
-        raise CheckpointReadError(
-            f"{path}: not a readable PyTorch checkpoint, corrupt or cut short ({_first_line(e)})"
-        ) from e
+        if not (isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e)):
+            raise CheckpointReadError(
+                f"{path}: not a readable PyTorch checkpoint, corrupt or cut short "
+                f"({_first_line(e)})"
+            ) from e
+        refused = e
     if not is_complete_torch_file(path):
         raise CheckpointReadError(
             f"{path}: refused by the tensors-only unpickler ({_blocked_global(refused)}) and not "

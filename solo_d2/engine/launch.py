@@ -40,8 +40,9 @@ def launch(
     The arguments are those of Detectron2's ``launch`` (``--num-gpus`` is the number of
     processes per machine), plus ``device``, the model's device (``cfg.MODEL.DEVICE``).
     On "cuda" this is Detectron2's launch. On "cpu" the processes join a GLOO process group
-    and each uses ``cpu_count // num_processes_per_machine`` threads (at least one), so that
-    the processes of one machine do not oversubscribe its cores.
+    and each uses ``cpu_count // num_processes_per_machine`` threads (at least one; unless
+    ``OMP_NUM_THREADS`` is set), so that the processes of one machine do not oversubscribe
+    its cores.
     """
     if num_processes_per_machine < 1 or num_machines < 1:
         raise ValueError(
@@ -81,7 +82,8 @@ def _cpu_worker(
     args: Sequence[Any],
     timeout: timedelta,
 ) -> None:
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_processes_per_machine))
+    if "OMP_NUM_THREADS" not in os.environ:  # the user's setting wins, as with torchrun
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_processes_per_machine))
     rank = machine_rank * num_processes_per_machine + local_rank
     try:
         dist.init_process_group(

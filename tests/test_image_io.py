@@ -1,0 +1,117 @@
+"""Image files: 16-bit PNGs scaled by hand-checked values, 8-bit files read exactly as
+Detectron2 reads them, and unreadable files named in the loader's error and skipped by demo.py."""
+import logging
+import os
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from detectron2.data import DatasetCatalog
+from detectron2.data.datasets import register_coco_instances
+from detectron2.data.detection_utils import read_image as d2_read_image
+
+from bad_inputs import write_corpus
+from conftest import ROOT, tiny_cfg
+from solo_d2.data import ImageReadError, SOLODatasetMapper, read_image
+from solo_d2.engine import SOLOTrainer
+
+sys.path.insert(0, ROOT)
+import demo  # noqa: E402
+from test_demo import BASE, TINY_OPTS  # noqa: E402
+
+# 16-bit value -> round(v / 257), computed by hand at the rounding boundaries
+SIXTEEN_BIT = {0: 0, 128: 0, 129: 1, 32767: 127, 32768: 128, 65407: 255, 65535: 255, 385: 1}
+
+
+def test_16_bit_gray_and_colour_are_scaled_not_clipped(tmp_path):
+    values = np.array(list(SIXTEEN_BIT), np.uint16).reshape(2, 4)
+    expected = np.array(list(SIXTEEN_BIT.values()), np.uint8).reshape(2, 4)
+    gray = str(tmp_path / "gray16.png")
+    cv2.imwrite(gray, values)
+    out = read_image(gray, format="BGR")
+    assert out.dtype == np.uint8 and out.shape == (2, 4, 3)
+    assert (out == expected[:, :, None]).all()
+    assert (d2_read_image(gray, format="BGR") == 255).sum() > 2  # Detectron2 clips to white
+
+    colour = str(tmp_path / "colour16.png")
+    bgr = np.stack([values, values[:, ::-1], np.full_like(values, 65535)], -1)
+    cv2.imwrite(colour, bgr)
+    rgb = read_image(colour, format="RGB")
+    assert (rgb[:, :, 2] == expected).all() and (rgb[:, :, 1] == expected[:, ::-1]).all()
+    assert (rgb[:, :, 0] == 255).all()
+    assert (read_image(colour, format="BGR") == rgb[:, :, ::-1]).all()
+
+
+@pytest.mark.parametrize("kind", ["rgb", "gray", "rgba"])
+def test_8_bit_images_read_as_detectron2_reads_them(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    shape = {"rgb": (9, 7, 3), "gray": (9, 7), "rgba": (9, 7, 4)}[kind]
+    path = str(tmp_path / f"{kind}.png")
+    cv2.imwrite(path, (rng.random(shape) * 255).astype(np.uint8))
+    for fmt in ("BGR", "RGB", "L"):
+        assert np.array_equal(read_image(path, fmt), d2_read_image(path, fmt)), fmt
+
+
+def _truncate(path):
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_an_image", "missing"])
+def test_unreadable_image_is_named(tmp_path, damage):
+    path = str(tmp_path / "x.png")
+    cv2.imwrite(path, np.full((40, 40, 3), 90, np.uint8))
+    if damage == "truncated":
+        _truncate(path)
+    elif damage == "not_an_image":
+        with open(path, "w") as f:
+            f.write("hello")
+    else:
+        os.remove(path)
+    with pytest.raises(ImageReadError, match=r"cannot read image '.*x\.png'"):
+        read_image(path, "BGR")
+
+
+def test_train_loader_names_a_truncated_image(tmp_path):
+    c = write_corpus(str(tmp_path), cases=("objects", "rgba"))
+    _truncate(os.path.join(c["images"], "rgba.png"))
+    name = "solo_test_truncated_image"
+    register_coco_instances(name, {}, c["json"], c["images"])
+    cfg = tiny_cfg()
+    cfg.DATASETS.TRAIN = (name,)
+    mapper = SOLODatasetMapper(cfg, True)
+    d = [x for x in DatasetCatalog.get(name) if x["file_name"].endswith("rgba.png")][0]
+    with pytest.raises(ImageReadError, match="rgba.png.*truncated"):
+        mapper(d)
+    cfg.SOLVER.IMS_PER_BATCH = 2
+    with pytest.raises(ImageReadError, match="rgba.png"):
+        next(iter(SOLOTrainer.build_train_loader(cfg)))
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_demo_reports_an_unreadable_input_and_goes_on(tmp_path):
+    good, bad = str(tmp_path / "good.png"), str(tmp_path / "bad.png")
+    cv2.imwrite(good, np.full((64, 80, 3), 120, np.uint8))
+    cv2.imwrite(bad, np.full((64, 80, 3), 120, np.uint8))
+    _truncate(bad)
+    out = tmp_path / "vis"
+    records = _Records()
+    logging.getLogger("solo_d2.demo").addHandler(records)  # demo's logger does not propagate
+    try:
+        rc = demo.main(["--config-file", BASE, "--input", bad, good, "--output", str(out),
+                        "--opts", *TINY_OPTS])
+    finally:
+        logging.getLogger("solo_d2.demo").removeHandler(records)
+    assert rc == 1
+    assert os.listdir(out) == ["good.png"]
+    assert any("bad.png" in m and "truncated" in m and "skipped" in m for m in records.messages)
