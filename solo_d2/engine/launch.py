@@ -96,6 +96,10 @@ def _cpu_worker(
     comm.create_local_process_group(num_processes_per_machine)
     comm.synchronize()
     main_func(*args)
+    # Leave together and close the group: a process exiting while GLOO's threads still serve
+    # the group aborts ("terminate called without an active exception", SIGABRT).
+    comm.synchronize()
+    dist.destroy_process_group()
 
 
 def create_ddp_model(model: nn.Module, **kwargs: Any) -> nn.Module:
