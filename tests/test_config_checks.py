@@ -16,7 +16,7 @@ from detectron2.structures import Boxes, Instances
 import solo_d2
 from conftest import ROOT, tiny_cfg, write_toy_coco
 from solo_d2.config_checks import validate_solo_config
-from solo_d2.engine import SOLOTrainer
+from solo_d2.engine import SOLOTrainer, get_solo_cfg
 
 sys.path.insert(0, ROOT)
 import train_net  # noqa: E402
@@ -148,3 +148,18 @@ def test_eval_only_class_mismatch_stops_before_inference(toy3, tmp_path):
     ])
     with pytest.raises(ValueError, match=f"'{toy3}' has 3 classes but MODEL.SOLO.NUM_CLASSES is 80"):
         train_net.main(args)
+
+
+def test_datasets_declared_in_the_config_are_checked(tmp_path):
+    json_file = write_toy_coco(str(tmp_path), num_images=2)
+    opts = ["DATASETS.REGISTER_COCO_INSTANCES"]
+    base = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
+    ok = f"[['solo_test_cfg_ds', '{json_file}', '{tmp_path / 'images'}']]"
+    get_solo_cfg(base, opts + [ok])
+    get_solo_cfg(base, opts + [ok])  # the same entry again: nothing to do
+    with pytest.raises(ValueError, match="'coco_2017_val' is already registered"):
+        get_solo_cfg(base, opts + [f"[['coco_2017_val', '{json_file}', '{tmp_path}']]"])
+    with pytest.raises(ValueError, match="'solo_test_cfg_missing'.*nope.json.*does not exist"):
+        get_solo_cfg(base, opts + [f"[['solo_test_cfg_missing', 'nope.json', '{tmp_path}']]"])
+    with pytest.raises(ValueError, match=r"expected \[name, json_file, image_root\]"):
+        get_solo_cfg(base, opts + ["[['only_a_name']]"])
