@@ -46,6 +46,20 @@ def tiny_cfg(
     return cfg
 
 
+# tiny_cfg's model as train_net.py options (R18-FPN at 32 channels, 2 stacked convs, small
+# grids, 128-256 px images, on the CPU, from scratch)
+TINY_OPTS = [
+    "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEPTH", "18",
+    "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.FPN.OUT_CHANNELS", "32",
+    "MODEL.SOLO.FEAT_CHANNELS", "32", "MODEL.SOLO.STACKED_CONVS", "2",
+    "MODEL.SOLO.NUM_CLASSES", "3", "MODEL.SOLO.NUM_GRIDS", "[12, 10, 8, 6, 4]",
+    "MODEL.SOLO.SCALE_RANGES", "[[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]",
+    "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "256",
+    "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256",
+    "DATALOADER.NUM_WORKERS", "0",
+]
+
+
 def write_toy_coco(root: str, num_images: int = 8, size: int = 128, seed: int = 0) -> str:
     """Rectangles and ellipses of 3 classes on noise, as a COCO json with PNG images."""
     rng = np.random.default_rng(seed)

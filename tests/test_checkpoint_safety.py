@@ -15,7 +15,7 @@ import torch
 from detectron2.data.datasets import register_coco_instances
 from detectron2.engine import default_argument_parser
 
-from conftest import ROOT, write_toy_coco
+from conftest import ROOT, TINY_OPTS, write_toy_coco
 from solo_d2.checkpoint import (
     CheckpointReadError,
     SOLOCheckpointer,
@@ -129,6 +129,10 @@ def test_numpy_only_pickles(tmp_path):
     evil.write_bytes(b"cposix\nsystem\n(V" + f"touch {marker}".encode() + b"\ntR.")
     with pytest.raises(CheckpointReadError, match="posix.system"):
         load_numpy_pickle(str(evil))
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"\x93garbage")
+    with pytest.raises(CheckpointReadError, match="garbage.pkl: corrupt pickle"):
+        load_numpy_pickle(str(garbage))
     model = torch.nn.Linear(2, 2)
     with pytest.raises(CheckpointReadError, match="posix.system"):
         SOLOCheckpointer(model).load(str(evil))
@@ -194,14 +198,9 @@ def _train_args(json_file, images, name, out, num_classes, resume):
     return default_argument_parser().parse_args([
         "--config-file", os.path.join(ROOT, "configs", "Base-SOLO.yaml"),
         *(["--resume"] if resume else []),
-        "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEPTH", "18",
-        "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.FPN.OUT_CHANNELS", "32",
-        "MODEL.SOLO.FEAT_CHANNELS", "32", "MODEL.SOLO.STACKED_CONVS", "2",
-        "MODEL.SOLO.NUM_CLASSES", str(num_classes), "MODEL.SOLO.NUM_GRIDS", "[12, 10, 8, 6, 4]",
-        "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "256",
+        *TINY_OPTS, "MODEL.SOLO.NUM_CLASSES", str(num_classes),
         "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "()",
-        "DATALOADER.NUM_WORKERS", "0", "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", "()",
-        "OUTPUT_DIR", str(out),
+        "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", "()", "OUTPUT_DIR", str(out),
     ])
 
 

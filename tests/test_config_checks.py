@@ -14,7 +14,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 
 import solo_d2
-from conftest import ROOT, tiny_cfg, write_toy_coco
+from conftest import ROOT, TINY_OPTS, tiny_cfg, write_toy_coco
 from solo_d2.config_checks import validate_solo_config
 from solo_d2.engine import SOLOTrainer, get_solo_cfg
 
@@ -142,8 +142,7 @@ def test_test_dataset_class_mismatch_stops_before_training(toy3, tmp_path):
 def test_eval_only_class_mismatch_stops_before_inference(toy3, tmp_path):
     args = default_argument_parser().parse_args([
         "--config-file", os.path.join(ROOT, "configs", "Base-SOLO.yaml"), "--eval-only",
-        "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEPTH", "18",
-        "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.SOLO.NUM_CLASSES", "80",
+        *TINY_OPTS, "MODEL.SOLO.NUM_CLASSES", "80",
         "DATASETS.TRAIN", "()", "DATASETS.TEST", f"('{toy3}',)", "OUTPUT_DIR", str(tmp_path),
     ])
     with pytest.raises(ValueError, match=f"'{toy3}' has 3 classes but MODEL.SOLO.NUM_CLASSES is 80"):

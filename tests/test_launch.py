@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from bad_inputs import write_corpus
-from conftest import ROOT
+from conftest import ROOT, TINY_OPTS
 
 BASE = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
 TRAIN_NET = os.path.join(ROOT, "train_net.py")
@@ -28,15 +28,9 @@ ITERS = 10
 
 def _opts(corpus, out, ims_per_batch, extra=()):
     return [
-        "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEPTH", "18",
-        "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.FPN.OUT_CHANNELS", "32",
-        "MODEL.SOLO.FEAT_CHANNELS", "32", "MODEL.SOLO.STACKED_CONVS", "2",
-        "MODEL.SOLO.NUM_CLASSES", "3", "MODEL.SOLO.NUM_GRIDS", "[12, 10, 8, 6, 4]",
-        "MODEL.SOLO.SCALE_RANGES", "[[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]",
-        "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "256",
-        "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256",
+        *TINY_OPTS,
         # the same images in the same order on every launch: no random flips, a fixed seed
-        "INPUT.RANDOM_FLIP", "none", "SEED", "7", "DATALOADER.NUM_WORKERS", "0",
+        "INPUT.RANDOM_FLIP", "none", "SEED", "7",
         "DATALOADER.FILTER_EMPTY_ANNOTATIONS", "False",
         "SOLVER.IMS_PER_BATCH", str(ims_per_batch), "SOLVER.BASE_LR", "0.01",
         "SOLVER.MAX_ITER", str(ITERS), "SOLVER.STEPS", "()", "SOLVER.LOG_PERIOD", "1",

@@ -9,7 +9,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import register_coco_instances
 from detectron2.engine import default_argument_parser
 
-from conftest import ROOT, write_toy_coco
+from conftest import ROOT, TINY_OPTS, write_toy_coco
 from solo_d2.engine import SOLOTrainer
 
 sys.path.insert(0, ROOT)
@@ -28,17 +28,10 @@ def toy_dataset(tmp_path_factory):
 
 def _opts(name, out, extra=()):
     return [
-        "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEPTH", "18",
-        "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.FPN.OUT_CHANNELS", "32",
-        "MODEL.SOLO.FEAT_CHANNELS", "32", "MODEL.SOLO.STACKED_CONVS", "2",
-        "MODEL.SOLO.NUM_CLASSES", "3", "MODEL.SOLO.NUM_GRIDS", "[12, 10, 8, 6, 4]",
-        "MODEL.SOLO.SCALE_RANGES", "[[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]",
-        "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)",
-        "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "256",
-        "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256",
+        *TINY_OPTS, "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)",
         "SOLVER.IMS_PER_BATCH", "4", "SOLVER.BASE_LR", "0.01", "SOLVER.WARMUP_ITERS", "5",
         "SOLVER.MAX_ITER", "20", "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD", "1000",
-        "DATALOADER.NUM_WORKERS", "0", "TEST.EVAL_PERIOD", "0", "OUTPUT_DIR", out, *extra,
+        "TEST.EVAL_PERIOD", "0", "OUTPUT_DIR", out, *extra,
     ]
 
 

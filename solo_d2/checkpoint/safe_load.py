@@ -162,6 +162,10 @@ def _numpy_globals() -> Dict[Tuple[str, str], Any]:
     return table
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle names a global that the numpy-only unpickler does not allow."""
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -170,7 +174,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._allowed:
             return self._allowed[(module, name)]
-        raise pickle.UnpicklingError(f"{module}.{name}")
+        raise _RefusedGlobal(f"{module}.{name}")
 
 
 def load_numpy_pickle(path: str) -> Any:
@@ -180,7 +184,7 @@ def load_numpy_pickle(path: str) -> Any:
     try:
         with open(path, "rb") as f:
             return _NumpyOnlyUnpickler(f, encoding="latin1").load()
-    except pickle.UnpicklingError as e:
+    except _RefusedGlobal as e:
         raise CheckpointReadError(
             f"{path}: names {e}, which is not a numpy array or container; Detectron2 .pkl "
             "weights hold only those, so the file is refused unread"
