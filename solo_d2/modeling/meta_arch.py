@@ -267,6 +267,7 @@ class SOLO(nn.Module):
             self.num_classes,
             self.focal_alpha,
             self.focal_gamma,
+            # mmdet's num_pos + 1, the + 1 shared out over the processes
             normalizer=mean_pos + 1 / comm.get_world_size(),
         )
         return {
