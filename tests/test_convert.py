@@ -13,6 +13,7 @@ from detectron2.modeling import build_model
 
 import solo_d2
 from solo_d2.checkpoint import (
+    HEAD_KEY_TABLE,
     MMDetConversionError,
     convert_mmdet_checkpoint,
     convert_state_dict,
@@ -260,29 +261,76 @@ def test_head_key_mapping_table():
         convert_state_dict({}, "SOLOV3Head", [2, 3, 4, 5])
 
 
-def test_solov2_head_and_deformable_backbone_key_mapping():
-    """SOLOV2Head rows agree with solov2_head_key_map; mmcv's DCN offset conv inside a ResNet
-    block (conv2.conv_offset) becomes Detectron2's DeformBottleneckBlock.conv2_offset."""
-    from solo_d2.modeling.solov2_head import solov2_head_key_map
+def test_head_descriptions():
+    """Each head is described once (MMDET_HEADS); the detector table and the key table are
+    derived from it, and each head's mmdet reference config is a config of that head."""
+    from solo_d2.checkpoint.mmdet import MMDET_HEADS, SUPPORTED_MODEL_TYPES, mmdet_head
+    from solo_d2.checkpoint.mmdet.key_map import KEY_KINDS
 
-    head_keys = [
-        "kernel_convs.0.conv.weight", "kernel_convs.2.gn.bias",
-        "kernel_convs.3.conv.conv_offset.weight", "kernel_convs.3.conv.conv_offset.bias",
-        "cls_convs.1.gn.weight", "cls_convs.3.conv.weight", "conv_kernel.weight",
-        "conv_kernel.bias", "conv_cls.bias",
-        "mask_feature_head.convs_all_levels.0.conv0.conv.weight",
-        "mask_feature_head.convs_all_levels.3.conv2.gn.bias",
-        "mask_feature_head.convs_all_levels.2.conv1.conv.conv_offset.weight",
-        "mask_feature_head.conv_pred.conv.weight", "mask_feature_head.conv_pred.gn.weight",
-        "mask_feature_head.conv_pred.conv.conv_offset.bias",
+    assert SUPPORTED_MODEL_TYPES == {
+        "SOLO": ("SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead"),
+        "SOLOv2": ("SOLOV2Head",),
+    }
+    assert {n: h.reference_config for n, h in MMDET_HEADS.items()} == {
+        "SOLOHead": "solo/solo_r50_fpn_1x_coco.py",
+        "DecoupledSOLOHead": "solo/decoupled-solo_r50_fpn_1x_coco.py",
+        "DecoupledSOLOLightHead": "solo/decoupled-solo-light_r50_fpn_3x_coco.py",
+        "SOLOV2Head": "solov2/solov2_r50_fpn_1x_coco.py",
+    }
+    assert HEAD_KEY_TABLE["SOLOHead"] == [
+        ("mask_convs", "mask_convs", "convmodule_list"),
+        ("cls_convs", "cls_convs", "convmodule_list"),
+        ("conv_mask_list", "conv_mask_list", "plain"),
+        ("conv_cls", "conv_cls", "plain"),
     ]
-    sd = {f"mask_head.{k}": torch.randn(2) for k in head_keys}
+    for name, head in MMDET_HEADS.items():
+        assert head.name == name and mmdet_head(name) is head
+        assert HEAD_KEY_TABLE[name] == [tuple(r) for r in head.key_rows]
+        assert {r.kind for r in head.key_rows} <= set(KEY_KINDS)
+    with pytest.raises(MMDetConversionError, match="'SOLOV3Head'.*known"):
+        mmdet_head("SOLOV3Head")
+    if _mmdet_solo_configs() is None:
+        pytest.skip("mmdet's configs are not installed")
+    for name, head in MMDET_HEADS.items():
+        mm = load_mmdet_config_file(head.reference_config_path())
+        assert (mm["model"]["type"], mm["model"]["mask_head"]["type"]) == (head.detector, name)
+        cfg, _ = mmdet_config_to_d2(mm)
+        assert cfg.MODEL.SOLO.HEAD_NAME == name
+
+
+def test_solov2_head_and_deformable_backbone_key_mapping():
+    """SOLOV2Head rows map mmcv ConvModule names (conv.X -> X, gn.X -> norm.X, a DCN's
+    conv.conv_offset.X -> conv_offset.X) onto the names written out here; mmcv's DCN offset
+    conv inside a ResNet block (conv2.conv_offset) becomes Detectron2's
+    DeformBottleneckBlock.conv2_offset."""
+    expected = {  # mmdet name under mask_head. -> solo_d2 name under head.
+        "kernel_convs.0.conv.weight": "kernel_convs.0.weight",
+        "kernel_convs.2.gn.bias": "kernel_convs.2.norm.bias",
+        "kernel_convs.3.conv.conv_offset.weight": "kernel_convs.3.conv_offset.weight",
+        "kernel_convs.3.conv.conv_offset.bias": "kernel_convs.3.conv_offset.bias",
+        "cls_convs.1.gn.weight": "cls_convs.1.norm.weight",
+        "cls_convs.3.conv.weight": "cls_convs.3.weight",
+        "conv_kernel.weight": "conv_kernel.weight",
+        "conv_kernel.bias": "conv_kernel.bias",
+        "conv_cls.bias": "conv_cls.bias",
+        "mask_feature_head.convs_all_levels.0.conv0.conv.weight":
+            "mask_feature_head.convs_all_levels.0.conv0.weight",
+        "mask_feature_head.convs_all_levels.3.conv2.gn.bias":
+            "mask_feature_head.convs_all_levels.3.conv2.norm.bias",
+        "mask_feature_head.convs_all_levels.2.conv1.conv.conv_offset.weight":
+            "mask_feature_head.convs_all_levels.2.conv1.conv_offset.weight",
+        "mask_feature_head.conv_pred.conv.weight": "mask_feature_head.conv_pred.weight",
+        "mask_feature_head.conv_pred.gn.weight": "mask_feature_head.conv_pred.norm.weight",
+        "mask_feature_head.conv_pred.conv.conv_offset.bias":
+            "mask_feature_head.conv_pred.conv_offset.bias",
+    }
+    sd = {f"mask_head.{k}": torch.randn(2) for k in expected}
     sd["backbone.layer3.4.conv2.conv_offset.weight"] = torch.randn(27, 256, 3, 3)
     sd["backbone.layer3.4.conv2.conv_offset.bias"] = torch.randn(27)
     sd["backbone.layer3.4.conv2.weight"] = torch.randn(256, 256, 3, 3)
     out = convert_state_dict(sd, "SOLOV2Head", [2, 3, 4, 5])
-    for k in head_keys:
-        assert torch.equal(out["head." + solov2_head_key_map(k)], sd[f"mask_head.{k}"]), k
+    for k, ours in expected.items():
+        assert torch.equal(out["head." + ours], sd[f"mask_head.{k}"]), k
     for leaf in ("weight", "bias"):
         assert torch.equal(out[f"backbone.bottom_up.res4.4.conv2_offset.{leaf}"],
                            sd[f"backbone.layer3.4.conv2.conv_offset.{leaf}"])
