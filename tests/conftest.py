@@ -1,5 +1,4 @@
 """Shared fixtures: a tiny SOLO config and a tiny COCO-format dataset written to a temp dir."""
-import json
 import os
 
 import cv2
@@ -8,6 +7,7 @@ import pytest
 from detectron2.config import get_cfg
 
 import solo_d2
+from solo_d2.data.shapes.coco import coco_categories, mask_annotation, write_coco_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,7 +61,13 @@ TINY_OPTS = [
 
 
 def write_toy_coco(root: str, num_images: int = 8, size: int = 128, seed: int = 0) -> str:
-    """Rectangles and ellipses of 3 classes on noise, as a COCO json with PNG images."""
+    """Rectangles, ellipses and triangles (categories 1-3, 1-3 per image, 20-60 px) on
+    dark noise, as a COCO json with PNG images (``size`` x ``size``) under ``root/images``.
+
+    The drawing is the toy's own; the annotations (pixel-edge polygons, bbox, area of each
+    full shape mask) and the json file come from the shapes dataset's COCO writer,
+    :mod:`solo_d2.data.shapes.coco`. Returns the path of the json (``root/toy.json``).
+    """
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(root, "images"), exist_ok=True)
     images, anns = [], []
@@ -80,28 +86,13 @@ def write_toy_coco(root: str, num_images: int = 8, size: int = 128, seed: int = 
                 pts = np.array([[x, y + h], [x + w // 2, y], [x + w, y + h]], np.int32)
                 cv2.fillPoly(mask, [pts], 1)
             img[mask > 0] = [(200, 60, 60), (60, 200, 60), (60, 60, 200)][cls]
-            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            polys = [c.flatten().astype(float).tolist() for c in contours if len(c) >= 3]
-            ys, xs = np.nonzero(mask)
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i + 1,
-                    "category_id": cls + 1,
-                    "segmentation": polys,
-                    "area": float(mask.sum()),
-                    "bbox": [float(xs.min()), float(ys.min()),
-                             float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
-                    "iscrowd": 0,
-                }
-            )
+            anns.append(mask_annotation(mask, cls + 1, image_id=i + 1, ann_id=len(anns) + 1))
         name = f"{i:04d}.png"
         cv2.imwrite(os.path.join(root, "images", name), img[:, :, ::-1])
         images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
-    cats = [{"id": c + 1, "name": n} for c, n in enumerate(["rect", "ellipse", "triangle"])]
     path = os.path.join(root, "toy.json")
-    with open(path, "w") as f:
-        json.dump({"images": images, "annotations": anns, "categories": cats}, f)
+    categories = coco_categories(("rect", "ellipse", "triangle"))
+    write_coco_json(path, {"images": images, "annotations": anns, "categories": categories})
     return path
 
 

@@ -171,7 +171,7 @@ def test_truncated_png_is_detected_and_regenerated(tmp_path):
 
 
 def test_crash_mid_generation_leaves_nothing_that_looks_valid(monkeypatch, tmp_path):
-    from solo_d2.data import shapes
+    from solo_d2.data.shapes import cache as shapes  # where generate_split finds render_image
 
     cfg = small_cfg(n=4)
     d = str(tmp_path / "train")

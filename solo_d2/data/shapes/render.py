@@ -1,65 +1,30 @@
-"""Procedural "shapes" instance-segmentation dataset, written as COCO json + PNG images.
+"""Rendering of the procedural shapes: one image and its visible instance masks.
 
 Every image is a pure function of ``(seed, image index, generator settings)``: the same
-settings give byte-identical files on every run. Images show shapes of a few clearly
-distinct classes (:data:`CLASSES`) with random size (about 8 to 200 px), rotation, colour
-and texture (solid, stripes, noise), placed so that they touch and occlude each other,
-over cluttered backgrounds (gradients, noise, soft blobs, distractor lines that are not
-instances). Some images have no instance at all.
+:class:`ShapesConfig` gives the same pixels and masks on every run. Images show shapes of a
+few clearly distinct classes (:data:`CLASSES`) with random size (about 8 to 200 px),
+rotation, colour and texture (solid, stripes, noise), placed so that they touch and occlude
+each other, over cluttered backgrounds (gradients, noise, soft blobs, distractor lines that
+are not instances). Some images have no instance at all.
 
-Annotations hold the *visible* part of each instance (what later shapes leave uncovered);
-instances whose visible area falls below ``min_visible_area`` pixels are dropped. Masks are
-stored as COCO polygons traced along pixel edges (:func:`mask_to_polygons`); a mask with
-holes (a ring, or a shape with a smaller shape on top of it) becomes a single "keyhole"
-polygon whose zero-width bridge edges cancel out when pycocotools rasterises it, so
-``annToMask`` gives back the visible mask. ``bbox`` and ``area`` come from the visible mask.
-
-A split directory looks like::
-
-    <split_dir>/images/000000.png ...
-    <split_dir>/annotations.json
-    <split_dir>/manifest.json      # written last: settings, size and sha256 of every file
-
-:func:`ensure_split` generates a split into a temporary directory next to ``split_dir`` and
-renames it into place, so an interrupted run never leaves a directory that passes
-:func:`verify_split`; a missing, truncated or stale split is regenerated.
+Instances are the *visible* part of each shape (what later shapes leave uncovered); those
+whose visible area falls below ``min_visible_area`` pixels are dropped. Turning the masks
+into COCO annotations is :mod:`.coco`'s job; writing splits to disk is :mod:`.cache`'s.
 """
-import contextlib
 import dataclasses
-import hashlib
-import json
-import logging
 import math
-import os
-import shutil
-import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import cv2
 import numpy as np
 
-__all__ = [
-    "CLASSES",
-    "GENERATOR_VERSION",
-    "ShapesConfig",
-    "render_image",
-    "mask_to_polygons",
-    "generate_split",
-    "verify_split",
-    "ensure_split",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["CLASSES", "GENERATOR_VERSION", "ShapesConfig", "render_image"]
 
 #: Shape classes; COCO category id of ``CLASSES[k]`` is ``k + 1``.
 CLASSES: Tuple[str, ...] = ("circle", "triangle", "rectangle", "star", "ring", "cross")
 
 #: Bump whenever the rendering changes, so that cached splits are regenerated.
 GENERATOR_VERSION = 1
-
-_ANNOTATIONS = "annotations.json"
-_MANIFEST = "manifest.json"
-_IMAGES = "images"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +86,6 @@ class ShapesConfig:
         d = dataclasses.asdict(self)
         d["image_size"] = list(self.image_size)
         return d
-
-
-# ----------------------------------------------------------------------------- rendering
 
 
 def _rng(seed: int, index: int) -> np.random.Generator:
@@ -322,225 +284,3 @@ def render_image(index: int, cfg: ShapesConfig) -> Tuple[np.ndarray, List[Tuple[
             instances.append((cls + 1, visible_u8))
     instances.reverse()
     return image, instances
-
-
-# ----------------------------------------------------------------------------- polygons
-
-
-def _merge_hole(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Join ``hole`` into ``outer`` (both (N, 2)) by a zero-width bridge between nearest points."""
-    d = ((outer[:, None, :].astype(np.int64) - hole[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
-    return np.concatenate([outer[: i + 1], hole[j:], hole[: j + 1], outer[i:]], axis=0)
-
-
-def mask_to_polygons(mask: np.ndarray) -> List[List[float]]:
-    """COCO polygons that trace the pixel edges of a binary (H, W) mask.
-
-    Pixel ``(x, y)`` covers ``[x, x + 1] x [y, y + 1]``, the convention pycocotools uses when
-    it rasterises polygons (a pixel is in when its centre is), so ``annToMask`` of the
-    result gives back ``mask``: where the tracer cuts a corner diagonally the outline moves
-    by at most a quarter pixel, never across a pixel centre. The mask is drawn on a doubled lattice (pixel centres at even indices,
-    pixel edges and corners at odd ones) and traced there with ``cv2.findContours``, so
-    the contour runs along pixel edges instead of through boundary pixel centres.
-
-    One polygon per 8-connected component; holes are merged into their component's polygon
-    through zero-width bridges (traversed once each way, they cancel when rasterised).
-    Coordinates lie in ``[0, W]`` x ``[0, H]``.
-
-    Returns:
-        list of flat ``[x0, y0, x1, y1, ...]`` lists, each of at least 8 numbers.
-    """
-    m = (np.asarray(mask) != 0).view(np.uint8)
-    x0, y0, w, h = cv2.boundingRect(m)
-    if w == 0 or h == 0:
-        return []
-    crop = m[y0 : y0 + h, x0 : x0 + w]
-    # pixel x's centre sits at lattice index 2x + 2, its edges at 2x + 1 and 2x + 3
-    lattice = np.zeros((2 * h + 4, 2 * w + 4), dtype=np.uint8)
-    lattice[2 : 2 * h + 1 : 2, 2 : 2 * w + 1 : 2] = crop
-    lattice = cv2.dilate(lattice, np.ones((3, 3), np.uint8))  # each pixel -> closed square
-    contours, hierarchy = cv2.findContours(lattice, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return []
-    hierarchy = hierarchy.reshape(-1, 4)  # next, prev, first_child, parent
-    offset = np.array([x0, y0], dtype=np.float64)
-    polygons: List[List[float]] = []
-    for k, contour in enumerate(contours):
-        if hierarchy[k, 3] != -1:  # a hole: merged into its parent below
-            continue
-        poly = contour.reshape(-1, 2)
-        child = hierarchy[k, 2]
-        while child != -1:
-            poly = _merge_hole(poly, contours[child].reshape(-1, 2))
-            child = hierarchy[child, 0]
-        if len(poly) < 3:
-            continue
-        # lattice index 2x + 1 is the left edge of pixel x: index i is coordinate (i - 1) / 2
-        coords = (poly.astype(np.float64) - 1.0) / 2.0 + offset
-        # integral values as int: shorter json, same numbers
-        polygons.append([int(v) if v.is_integer() else v for v in coords.reshape(-1).tolist()])
-    return polygons
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _categories() -> List[Dict[str, Any]]:
-    return [{"id": k + 1, "name": name, "supercategory": "shape"} for k, name in enumerate(CLASSES)]
-
-
-def generate_split(out_dir: str, cfg: ShapesConfig, progress: bool = True, desc: str = "") -> Dict[str, Any]:
-    """Write images, ``annotations.json`` and (last) ``manifest.json`` of a split into ``out_dir``.
-
-    Not atomic by itself: use :func:`ensure_split` for the cache. Returns the COCO dict.
-    """
-    from tqdm import tqdm
-
-    os.makedirs(os.path.join(out_dir, _IMAGES), exist_ok=True)
-    images: List[Dict[str, Any]] = []
-    annotations: List[Dict[str, Any]] = []
-    files: Dict[str, Dict[str, Any]] = {}
-    h, w = cfg.image_size
-    for i in tqdm(range(cfg.num_images), desc=desc or "solo_shapes", unit="img", disable=not progress):
-        image, instances = render_image(i, cfg)
-        file_name = f"{i:06d}.png"
-        path = os.path.join(out_dir, _IMAGES, file_name)
-        ok, buf = cv2.imencode(".png", image)
-        if not ok:  # pragma: no cover
-            raise RuntimeError(f"cv2 could not encode {path} as PNG")
-        data = buf.tobytes()
-        with open(path, "wb") as f:
-            f.write(data)
-        files[f"{_IMAGES}/{file_name}"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        images.append({"id": i + 1, "file_name": file_name, "height": h, "width": w})
-        for category_id, mask in instances:
-            polygons = mask_to_polygons(mask)
-            if not polygons:
-                continue
-            x0, y0, bw, bh = cv2.boundingRect(mask)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": i + 1,
-                    "category_id": int(category_id),
-                    "segmentation": polygons,
-                    "area": int(cv2.countNonZero(mask)),
-                    "bbox": [int(x0), int(y0), int(bw), int(bh)],
-                    "iscrowd": 0,
-                }
-            )
-    coco = {
-        "info": {
-            "description": "solo_d2 procedural shapes",
-            "version": str(GENERATOR_VERSION),
-            "config": cfg.to_dict(),
-        },
-        "licenses": [],
-        "categories": _categories(),
-        "images": images,
-        "annotations": annotations,
-    }
-    ann_path = os.path.join(out_dir, _ANNOTATIONS)
-    with open(ann_path, "w") as f:
-        f.write(json.dumps(coco, separators=(",", ":")))  # dumps: C encoder, dump: Python
-    files[_ANNOTATIONS] = {"size": os.path.getsize(ann_path), "sha256": _sha256(ann_path)}
-    manifest = {
-        "generator_version": GENERATOR_VERSION,
-        "config": cfg.to_dict(),
-        "num_images": len(images),
-        "num_annotations": len(annotations),
-        "files": files,
-    }
-    with open(os.path.join(out_dir, _MANIFEST), "w") as f:
-        f.write(json.dumps(manifest, sort_keys=True))
-    return coco
-
-
-def verify_split(split_dir: str, cfg: ShapesConfig, deep: bool = False) -> bool:
-    """Whether ``split_dir`` holds a complete split generated with ``cfg`` by this generator.
-
-    Checks the manifest (generator version and settings), that every listed file exists with
-    its recorded size, and the sha256 of ``annotations.json``. ``deep=True`` also checks the
-    sha256 of every image. Never raises for a broken directory; returns False.
-    """
-    try:
-        with open(os.path.join(split_dir, _MANIFEST)) as f:
-            manifest = json.load(f)
-        if manifest.get("generator_version") != GENERATOR_VERSION:
-            return False
-        if manifest.get("config") != cfg.to_dict():
-            return False
-        files = manifest["files"]
-        if len([k for k in files if k.startswith(_IMAGES + "/")]) != cfg.num_images:
-            return False
-        if _ANNOTATIONS not in files:
-            return False
-        for rel, info in files.items():
-            if os.path.getsize(os.path.join(split_dir, rel)) != info["size"]:
-                return False
-        for rel, info in files.items():
-            if (deep or rel == _ANNOTATIONS) and _sha256(os.path.join(split_dir, rel)) != info["sha256"]:
-                return False
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    """Exclusive advisory lock (POSIX fcntl; a no-op where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def ensure_split(split_dir: str, cfg: ShapesConfig, progress: bool = True, desc: str = "") -> str:
-    """Make sure ``split_dir`` holds a valid split for ``cfg``; (re)generate it if not.
-
-    Generation goes to a temporary sibling directory that is renamed into place once
-    complete (the manifest is its last file), under a file lock so that concurrent processes
-    (e.g. one per GPU) generate it once. Returns ``split_dir``.
-    """
-    split_dir = os.path.abspath(split_dir)
-    if verify_split(split_dir, cfg):
-        return split_dir
-    parent, base = os.path.split(split_dir)
-    os.makedirs(parent, exist_ok=True)
-    with _file_lock(os.path.join(parent, f".{base}.lock")):
-        if verify_split(split_dir, cfg):
-            return split_dir
-        if os.path.exists(split_dir):
-            logger.warning(f"{split_dir} is incomplete, corrupt or stale; regenerating it.")
-        logger.info(f"Generating {cfg.num_images} images into {split_dir} ...")
-        tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-        try:
-            os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the cache may be shared
-            generate_split(tmp, cfg, progress=progress, desc=desc or base)
-            old: Optional[str] = None
-            if os.path.lexists(split_dir):
-                old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
-                os.rename(split_dir, os.path.join(old, base))
-            os.rename(tmp, split_dir)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return split_dir
