@@ -9,6 +9,7 @@ import mmdet_reference as R  # noqa: E402  (tests/ helper)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import benchmark  # noqa: E402
+from solo_d2.testing import full_mask_logits  # noqa: E402
 
 
 def _write_tiny_configs(tmp, head_type: str):
@@ -109,7 +110,7 @@ def test_solov2_calibration_sets_the_mask_logit_scale(tmp_path):
     with torch.no_grad():
         feats = model.backbone(model.preprocess_image([{"image": img}]).tensor)
         cls_logits, mask_inputs = model.head([feats[f] for f in model.head_in_features])
-        logits = model.head.full_mask_logits(mask_inputs, len(cls_logits) - 1)
+        logits = full_mask_logits(model.head, mask_inputs, len(cls_logits) - 1)
     target = benchmark.DYNAMIC_KERNEL_ABS_LOGIT
     assert float(logits.abs().median()) == pytest.approx(target, rel=1e-4)
 

@@ -24,6 +24,7 @@ from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
 
 import solo_d2  # noqa: E402
 from solo_d2.checkpoint import convert_mmdet_checkpoint, write_outputs  # noqa: E402
+from solo_d2.testing import full_mask_logits, solov2_kernel_preds  # noqa: E402
 
 R = mmdet_reference
 HEADS = ["SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead", "SOLOV2Head",
@@ -155,9 +156,9 @@ def test_logits_match(pair):
     for lvl in range(len(cls_logits)):
         diffs["cls"] = max(diffs["cls"],
                            (cls_logits[lvl] - _mm_cls(pair, mm_out)[lvl]).abs().max().item())
-        ours = head.full_mask_logits(mask_inputs, lvl)
+        ours = full_mask_logits(head, mask_inputs, lvl)
         if pair.v2:
-            diffs["kernel"] = max(diffs["kernel"], (head.kernel_preds(mask_inputs, lvl)
+            diffs["kernel"] = max(diffs["kernel"], (solov2_kernel_preds(head, mask_inputs, lvl)
                                                     - mm_out[0][lvl]).abs().max().item())
             ours, ref = (ours[0],), (_mm_v2_mask_logits(mm_out, lvl, 0),)
         elif isinstance(ours, tuple):  # decoupled: X and Y maps
@@ -244,10 +245,24 @@ def _gt(h: int, w: int):
     return torch.tensor(boxes, dtype=torch.float32), torch.tensor([1, 3, 0]), masks
 
 
-def test_losses_match(pair):
+def _gt_crowded(h: int, w: int):
+    """Instances whose centre regions overlap on the same grid cells (SOLOv2 keeps a target
+    per instance there, SOLO the last one's), one 4x4 px instance, one as large as the image."""
+    rects = [(10, 60, 20, 90), (20, 70, 30, 100), (70, 120, 30, 70), (40, 44, 100, 104),
+             (0, 128, 0, 128), (30, 50, 40, 60), (32, 52, 42, 62)]
+    masks = np.zeros((len(rects), h, w), np.uint8)
+    for m, (y0, y1, x0, x1) in zip(masks, rects):
+        m[y0:y1, x0:x1] = 1
+    boxes = [[x0, y0, x1, y1] for y0, y1, x0, x1 in rects]
+    labels = torch.tensor([0, 1, 2, 1, 2, 0, 1])
+    return torch.tensor(boxes, dtype=torch.float32), labels, masks
+
+
+@pytest.mark.parametrize("make_gt", [_gt, _gt_crowded], ids=["shapes", "crowded"])
+def test_losses_match(pair, make_gt):
     h, w = 128, 160
     imgs = [_image(h, w, seed=4), _image(h, w, seed=5)]
-    boxes, labels, masks = _gt(h, w)
+    boxes, labels, masks = make_gt(h, w)
     empty = (torch.zeros((0, 4)), torch.zeros((0,), dtype=torch.long),
              np.zeros((0, h, w), np.uint8))
     gts = [(boxes, labels, masks), empty]

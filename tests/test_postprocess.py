@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from solo_d2.modeling.postprocess import (
+    InferenceSettings,
     candidates_to_instances,
     mask_matrix_nms,
     point_nms,
@@ -48,7 +49,7 @@ def test_matrix_nms_linear_by_hand():
 
 def test_matrix_nms_filter_pre_and_max():
     masks, labels, scores, area = _nms_inputs()
-    s, _, keep = mask_matrix_nms(masks, labels, scores, area, filter_thr=0.5, max_num=2)
+    s, _, keep = mask_matrix_nms(masks, labels, scores, area, filter_thresh=0.5, max_per_img=2)
     assert keep.tolist() == [0, 2]  # B decays to .485 < .5; max 2 of A, C, D
     s, _, keep = mask_matrix_nms(masks, labels, scores, area, nms_pre=2)
     assert sorted(keep.tolist()) == [0, 1]
@@ -128,7 +129,8 @@ def test_candidates_to_instances_area_filter_maskness_and_boxes():
     probs[1, 0:2, 0:2] = 0.9  # 4 px <= stride 8: dropped
     inst = candidates_to_instances(
         cand, probs, level_strides=[8], image_size=(32, 32), output_size=(32, 32),
-        mask_thr=0.5, nms_pre=500, max_per_img=100, kernel="gaussian", sigma=2.0, filter_thr=0.05,
+        settings=InferenceSettings(mask_thresh=0.5, nms_pre=500, max_per_img=100,
+                                   kernel="gaussian", sigma=2.0, filter_thresh=0.05),
     )
     assert len(inst) == 1
     assert inst.scores.item() == pytest.approx(0.9 * 0.8)

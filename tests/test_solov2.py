@@ -1,11 +1,10 @@
-"""SOLOv2 head (solo_d2/modeling/solov2_head.py): shapes, lazy masks, training, configs, and
-parity with mmdet 3.3.0's SOLOV2Head (forward, predict_by_feat, loss_by_feat)."""
+"""SOLOv2 head (solo_d2/modeling/heads/solov2.py): shapes, lazy masks, deformable variants,
+training and configs. Parity with mmdet 3.3.0's SOLOV2Head, through the converter, is in
+tests/test_parity_mmdet.py."""
 import glob
 import math
 import os
-import sys
 
-import numpy as np
 import pytest
 import torch
 from detectron2.config import get_cfg
@@ -15,7 +14,8 @@ from detectron2.structures import BitMasks, Boxes, Instances
 
 import solo_d2
 from conftest import tiny_cfg
-from solo_d2.modeling.solov2_head import SOLOV2Head, solov2_head_key_map
+from solo_d2.modeling.heads import SOLOV2Head
+from solo_d2.testing import full_mask_logits, solov2_kernel_preds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 3
@@ -70,9 +70,9 @@ def test_output_shapes_and_lazy_masks_equal_full_dynamic_conv():
         cls_logits, mask_inputs = head(feats)
         for lvl, s in enumerate(GRIDS):
             assert cls_logits[lvl].shape == (2, NUM_CLASSES, s, s)
-            assert head.kernel_preds(mask_inputs, lvl).shape == (2, MASK_OUT_CH, s, s)
+            assert solov2_kernel_preds(head, mask_inputs, lvl).shape == (2, MASK_OUT_CH, s, s)
             assert head.level_mask_size(mask_inputs, lvl) == (32, 40)  # 1/4 on every level
-            full = head.full_mask_logits(mask_inputs, lvl).sigmoid()
+            full = full_mask_logits(head, mask_inputs, lvl).sigmoid()
             assert full.shape == (2, s * s, 32, 40)
             # a few cells of both images, in scrambled order
             cells = torch.tensor([s * s - 1, 0, s + 1, 3])
@@ -100,18 +100,6 @@ def test_dcn_head_runs_on_cpu_and_light_dcn_only_in_last_conv():
         cls_logits, mask_inputs = head(_fpn_feats(1, (64, 64)))
         probs = head.mask_probs(mask_inputs, 2, torch.tensor([0]), torch.tensor([5]))
     assert probs.shape == (1, 16, 16) and torch.isfinite(probs).all()
-
-
-def test_key_map_table():
-    m = solov2_head_key_map
-    assert m("cls_convs.0.conv.weight") == "cls_convs.0.weight"
-    assert m("kernel_convs.1.gn.bias") == "kernel_convs.1.norm.bias"
-    assert m("conv_cls.bias") == "conv_cls.bias"
-    assert m("conv_kernel.weight") == "conv_kernel.weight"
-    assert m("kernel_convs.1.conv.conv_offset.weight") == "kernel_convs.1.conv_offset.weight"
-    assert (m("mask_head.mask_feature_head.convs_all_levels.3.conv2.conv.weight")
-            == "mask_head.mask_feature_head.convs_all_levels.3.conv2.weight")
-    assert m("mask_feature_head.conv_pred.gn.weight") == "mask_feature_head.conv_pred.norm.weight"
 
 
 # -------------------------------------------------------------------------- training
@@ -182,164 +170,3 @@ def test_all_solov2_yamls_load_and_r50_builds():
     assert h.conv_kernel.weight.shape == (256, 512, 3, 3)
     assert h.mask_feature_head.conv_pred.weight.shape == (256, 128, 1, 1)
     assert h.mask_feature_head.convs_all_levels[3].conv0.weight.shape == (128, 258, 3, 3)
-
-
-# ------------------------------------------------------------------ mmdet reference
-
-
-def _mmdet():
-    for p in ("/work/shared/reference", os.path.join(ROOT, "..", "shared", "reference")):
-        if os.path.isdir(p) and p not in sys.path:
-            sys.path.insert(0, p)
-    try:
-        import mmstub  # noqa: F401
-    except ImportError:
-        pass
-    pytest.importorskip("mmdet")
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    register_all_modules()
-    from mmengine.logging import MMLogger
-
-    MMLogger.get_current_instance().setLevel("WARNING")  # init_weights logs every parameter
-    return MODELS
-
-
-TEST_CFG = dict(nms_pre=500, score_thr=0.1, mask_thr=0.5, filter_thr=0.05, kernel="gaussian",
-                sigma=2.0, max_per_img=100)
-
-
-def _mmdet_head(dcn=None):
-    from mmengine.config import ConfigDict
-
-    MODELS = _mmdet()
-    cfg = dict(
-        type="SOLOV2Head", num_classes=NUM_CLASSES, in_channels=FPN_CH, feat_channels=HEAD_CH,
-        stacked_convs=2, strides=[8, 8, 16, 32, 32], scale_ranges=[tuple(r) for r in RANGES],
-        pos_scale=0.2, num_grids=GRIDS, cls_down_index=0,
-        mask_feature_head=dict(feat_channels=MASK_FEAT_CH, start_level=0, end_level=3,
-                               out_channels=MASK_OUT_CH, mask_stride=4,
-                               norm_cfg=dict(type="GN", num_groups=32, requires_grad=True)),
-        loss_mask=dict(type="DiceLoss", use_sigmoid=True, loss_weight=3.0),
-        loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-        norm_cfg=dict(type="GN", num_groups=32, requires_grad=True),
-        test_cfg=ConfigDict(TEST_CFG),
-    )
-    if dcn:
-        cfg.update(dcn_cfg=dict(type=dcn), dcn_apply_to_all_conv=True)
-        cfg["mask_feature_head"]["conv_cfg"] = dict(type=dcn)
-    torch.manual_seed(0)
-    head = MODELS.build(ConfigDict(cfg))
-    head.init_weights()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # non-trivial norms, kernels and scores
-        for m in head.modules():
-            if isinstance(m, torch.nn.GroupNorm):
-                m.weight.copy_(1 + 0.2 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-        head.conv_kernel.weight.mul_(30)
-        head.conv_cls.weight.mul_(30)
-    return head
-
-
-def _ours_from(mm_head):
-    model = build_model(_cfg(DROP_VANISHED_TARGETS=False)).eval()
-    sd = {solov2_head_key_map(k): v for k, v in mm_head.state_dict().items()}
-    model.head.load_state_dict(sd, strict=True)
-    return model
-
-
-def test_mmdet_dcn_state_dict_maps():
-    mm = _mmdet_head(dcn="DCNv2")
-    cfg = _cfg(DCN_TYPE="DCNv2")
-    cfg.MODEL.SOLO.MASK_FEAT.DCN_TYPE = "DCNv2"
-    ours = SOLOV2Head(cfg, [ShapeSpec(channels=FPN_CH)] * 5)
-    sd = {solov2_head_key_map(k): v for k, v in mm.state_dict().items()}
-    ours.load_state_dict(sd, strict=True)
-
-
-def test_parity_with_mmdet_forward_predict_and_loss():
-    _mmdet()
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
-
-    mm = _mmdet_head()
-    model = _ours_from(mm)
-    head = model.head
-    feats = _fpn_feats(2, (128, 128), seed=3)
-    mm.eval()
-    with torch.no_grad():
-        mm_kernels, mm_cls, mm_mask_feats = mm(feats)
-        cls_logits, mask_inputs = head(feats)
-        # shift the category bias so that a realistic number of cells pass score_thr
-        flat = torch.cat([x[0].flatten() for x in cls_logits])
-        shift = math.log(0.1 / 0.9) - flat.topk(60).values[-1].item()
-        for m in (mm, head):
-            m.conv_cls.bias.add_(shift)
-        mm_kernels, mm_cls, mm_mask_feats = mm(feats)
-        cls_logits, mask_inputs = head(feats)
-
-    diffs = {}
-    diffs["cls"] = max((a - b).abs().max().item() for a, b in zip(cls_logits, mm_cls))
-    diffs["kernel"] = max((head.kernel_preds(mask_inputs, lvl) - k).abs().max().item()
-                          for lvl, k in enumerate(mm_kernels))
-    diffs["mask_feats"] = (mask_inputs[0][1] - mm_mask_feats).abs().max().item()
-    # candidate masks: our lazy masks of the cells that pass score_thr vs mmdet's dynamic conv
-    lazy_diff = 0.0
-    for lvl, k in enumerate(mm_kernels):
-        probs = mm_cls[lvl].sigmoid()
-        b, _, i, j = (probs > 0.1).nonzero(as_tuple=True)
-        if len(b) == 0:
-            continue
-        cells = i * GRIDS[lvl] + j
-        ref = torch.stack([
-            torch.nn.functional.conv2d(mm_mask_feats[bb:bb + 1],
-                                       k[bb, :, ii, jj].view(1, MASK_OUT_CH, 1, 1))[0, 0]
-            for bb, ii, jj in zip(b, i, j)
-        ]).sigmoid()
-        with torch.no_grad():
-            lazy = head.mask_probs(mask_inputs, lvl, b, cells)
-        lazy_diff = max(lazy_diff, (lazy - ref).abs().max().item())
-    diffs["candidate_masks"] = lazy_diff
-    print("max abs diffs", diffs)
-    assert max(diffs.values()) < 1e-4, diffs
-
-    # predict_by_feat vs our inference: image 120x112 inside the 128x128 batch, original 90x84
-    metas = [dict(img_shape=(120, 112), ori_shape=(90, 84)),
-             dict(img_shape=(128, 128), ori_shape=(160, 160))]
-    with torch.no_grad():
-        ref = mm.predict_by_feat(list(mm_kernels), list(mm_cls), mm_mask_feats, metas)
-        ours = model.inference(cls_logits, mask_inputs, [m["img_shape"] for m in metas],
-                               [m["ori_shape"] for m in metas])
-    for r, o in zip(ref, ours):
-        assert len(r) == len(o) > 5
-        assert torch.equal(r.labels, o.pred_classes)
-        torch.testing.assert_close(o.scores, r.scores, atol=1e-4, rtol=0)
-        agree = (r.masks == o.pred_masks).float().mean().item()
-        print("instances", len(r), "mask agreement", agree)
-        assert agree >= 0.999
-
-    # loss_by_feat vs our losses; overlapping centre regions and a tiny instance included
-    rects = [[(10, 60, 20, 90), (20, 70, 30, 100), (70, 120, 30, 70), (40, 44, 100, 104)],
-             [(0, 128, 0, 128), (30, 50, 40, 60), (32, 52, 42, 62)]]
-    classes = [[0, 1, 2, 1], [2, 0, 1]]
-    gts, mm_gts = [], []
-    for rs, cs in zip(rects, classes):
-        inst = _rect_instances((128, 128), rs, cs)
-        gts.append(inst)
-        g = InstanceData()
-        g.bboxes = inst.gt_boxes.tensor.clone()
-        g.labels = inst.gt_classes.clone()
-        g.masks = BitmapMasks(inst.gt_masks.tensor.numpy().astype(np.uint8), 128, 128)
-        mm_gts.append(g)
-    mm.train()
-    head.train()
-    mm_kernels, mm_cls, mm_mask_feats = mm(feats)
-    cls_logits, mask_inputs = head(feats)
-    ref = mm.loss_by_feat(mm_kernels, mm_cls, mm_mask_feats, mm_gts,
-                          [dict(img_shape=(128, 128))] * 2)
-    ours = model.losses(cls_logits, mask_inputs, gts, (128, 128))
-    print("losses", {k: (ours[k].item(), ref[k].item()) for k in ref})
-    for k in ("loss_mask", "loss_cls"):
-        torch.testing.assert_close(ours[k], ref[k], rtol=1e-4, atol=1e-6)

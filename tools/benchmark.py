@@ -491,12 +491,11 @@ def calibrate(model, img: torch.Tensor, targets: Dict[str, int]):
     (kind, value) for :func:`adjust_masks`: the mask-bias shift that puts the median mask
     logit at MASK_LOGIT_TARGET (masks about half on), or for dynamic kernels the gain that
     puts the median |mask logit| at DYNAMIC_KERNEL_ABS_LOGIT."""
-    inputs = [{"image": img}]
+    from solo_d2.testing import full_mask_logits
+
     with torch.no_grad():
-        images = model.preprocess_image(inputs)
-        feats = model.backbone(images.tensor)
-        cls_logits, mask_inputs = model.head([feats[f] for f in model.head_in_features])
-        coarse = model.head.full_mask_logits(mask_inputs, len(cls_logits) - 1)
+        _, cls_logits, mask_inputs = model.forward_head([{"image": img}])
+        coarse = full_mask_logits(model.head, mask_inputs, len(cls_logits) - 1)
         coarse = coarse if isinstance(coarse, tuple) else (coarse,)
     if hasattr(model.head, "conv_kernel"):
         med_abs = statistics.median(float(c.float().abs().median()) for c in coarse)
@@ -505,7 +504,7 @@ def calibrate(model, img: torch.Tensor, targets: Dict[str, int]):
         med = statistics.median(float(c.float().median()) for c in coarse)
         target = MASK_LOGIT_TARGET.get(model.head.__class__.__name__, 0.0)
         mask_adjust = ("bias_shift", target - med)
-    thr = model.score_thresh
+    thr = model.inference_settings.score_thresh
     shifts, counts = {}, {}
     for name, k in targets.items():
         lo, hi = -20.0, 20.0
@@ -733,7 +732,7 @@ def main(argv=None) -> Dict[str, Any]:
                 images = ours.preprocess_image([{"image": img}])
                 feats = ours.backbone(images.tensor)
                 cls_logits, _ = ours.head([feats[f] for f in ours.head_in_features])
-            entry["candidates"] = count_candidates(cls_logits, 0.0, ours.score_thresh)
+            entry["candidates"] = count_candidates(cls_logits, 0.0, ours.inference_settings.score_thresh)
             entry["cls_bias_shift"] = applied
             if mask_adjust:
                 entry[f"mask_{mask_adjust[0]}"] = mask_adjust[1]

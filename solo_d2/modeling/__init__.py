@@ -1,12 +1,22 @@
 """SOLO-family modeling: meta-architecture, heads, targets, losses and post-processing."""
-from .heads import SOLO_HEAD_REGISTRY, DecoupledSOLOHead, DecoupledSOLOLightHead, SOLOHead, build_solo_head
+from .heads import (
+    SOLO_HEAD_REGISTRY,
+    DecoupledSOLOHead,
+    DecoupledSOLOLightHead,
+    SOLOHead,
+    SOLOHeadBase,
+    SOLOV2Head,
+    build_solo_head,
+)
 from .meta_arch import SOLO
-from .solov2_head import SOLOV2Head
+from .postprocess import InferenceSettings
 
 __all__ = [
     "SOLO",
     "SOLO_HEAD_REGISTRY",
+    "SOLOHeadBase",
     "build_solo_head",
+    "InferenceSettings",
     "SOLOHead",
     "DecoupledSOLOHead",
     "DecoupledSOLOLightHead",

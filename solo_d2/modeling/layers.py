@@ -49,7 +49,8 @@ class _NormAct:
 
 
 class DeformConv(_NormAct, nn.Module):
-    """3x3 deformable convolution with its own offset predictor (torchvision's op, CPU and GPU).
+    """k x k deformable convolution with its own offset predictor (torchvision's op, CPU and
+    GPU); k odd, padding k // 2.
 
     ``modulated=False`` is DCNv1 (mmcv ``DCN``), ``True`` is DCNv2 (mmcv ``DCNv2``): the offset
     conv then also predicts a sigmoid mask. Parameter names follow mmcv's ``*Pack`` modules
@@ -60,6 +61,7 @@ class DeformConv(_NormAct, nn.Module):
         self,
         in_channels: int,
         out_channels: int,
+        kernel_size: int = 3,
         *,
         modulated: bool,
         bias: bool,
@@ -67,10 +69,14 @@ class DeformConv(_NormAct, nn.Module):
         activation: Optional[Callable[[Tensor], Tensor]] = None,
     ) -> None:
         super().__init__()
+        k = kernel_size
         self.modulated = modulated
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, 3, 3))
+        self.padding = k // 2
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.conv_offset = nn.Conv2d(in_channels, (3 if modulated else 2) * 9, 3, padding=1)
+        self.conv_offset = nn.Conv2d(
+            in_channels, (3 if modulated else 2) * k * k, k, padding=self.padding
+        )
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
         nn.init.normal_(self.weight, std=0.01)
@@ -88,7 +94,8 @@ class DeformConv(_NormAct, nn.Module):
             mask = m.sigmoid()
         else:
             offset = out
-        return deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=mask)
+        p = self.padding
+        return deform_conv2d(x, offset, self.weight, self.bias, padding=(p, p), mask=mask)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm_act(self.conv(x))
@@ -113,16 +120,17 @@ def _relu_inplace(x: Tensor) -> Tensor:
 def conv_norm_relu(
     in_channels: int, out_channels: int, norm: str, kernel_size: int = 3, dcn_type: str = ""
 ) -> nn.Module:
-    """A conv (plain, ``DCN`` or ``DCNv2``) + norm + ReLU; bias only without a norm, as mmcv's
-    ConvModule."""
+    """The one conv + norm + ReLU factory of the heads: any odd kernel size, plain, ``DCN`` or
+    ``DCNv2``; bias only without a norm, as mmcv's ConvModule."""
+    if kernel_size % 2 != 1:
+        raise ValueError(f"convs here have odd kernel sizes (padding k // 2), got {kernel_size}")
     if dcn_type:
-        if kernel_size != 3:
-            raise ValueError(f"deformable convs here are 3x3, got kernel_size={kernel_size}")
         if dcn_type not in ("DCN", "DCNv2"):
             raise ValueError(f"Unknown DCN type {dcn_type!r}; expected '', 'DCN' or 'DCNv2'")
         return DeformConv(
             in_channels,
             out_channels,
+            kernel_size,
             modulated=dcn_type == "DCNv2",
             bias=not norm,
             norm=get_norm(norm, out_channels),

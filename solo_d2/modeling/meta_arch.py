@@ -13,7 +13,7 @@ from ..config_checks import validate_solo_config
 from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
 from .losses import category_focal_loss, dice_loss
-from .postprocess import candidates_to_instances, point_nms, select_candidates
+from .postprocess import InferenceSettings, candidates_to_instances, point_nms, select_candidates
 from .targets import LevelTargets, assign_targets_single
 
 __all__ = ["SOLO"]
@@ -57,13 +57,7 @@ class SOLO(nn.Module):
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         focal_weight: float = 1.0,
-        test_nms_pre: int = 500,
-        test_score_thresh: float = 0.1,
-        test_mask_thresh: float = 0.5,
-        test_filter_thresh: float = 0.05,
-        test_kernel: str = "gaussian",
-        test_sigma: float = 2.0,
-        test_max_per_img: int = 100,
+        inference_settings: InferenceSettings = InferenceSettings(),
     ):
         super().__init__()
         if not (len(strides) == len(scale_ranges) == head.num_levels == len(head_in_features)):
@@ -72,8 +66,11 @@ class SOLO(nn.Module):
                 f"level; got {len(strides)}, {len(scale_ranges)}, {head.num_levels}, "
                 f"{len(head_in_features)}"
             )
-        if test_kernel not in ("gaussian", "linear"):
-            raise ValueError(f"MODEL.SOLO.TEST.KERNEL must be gaussian or linear, got {test_kernel!r}")
+        if inference_settings.kernel not in ("gaussian", "linear"):
+            raise ValueError(
+                "MODEL.SOLO.TEST.KERNEL must be gaussian or linear, got "
+                f"{inference_settings.kernel!r}"
+            )
         self.backbone = backbone
         self.head = head
         self.head_in_features = list(head_in_features)
@@ -86,15 +83,7 @@ class SOLO(nn.Module):
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
         self.focal_weight = focal_weight
-        self.test_cfg = dict(
-            nms_pre=test_nms_pre,
-            max_per_img=test_max_per_img,
-            kernel=test_kernel,
-            sigma=test_sigma,
-            filter_thr=test_filter_thresh,
-            mask_thr=test_mask_thresh,
-        )
-        self.score_thresh = test_score_thresh
+        self.inference_settings = inference_settings
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -128,13 +117,7 @@ class SOLO(nn.Module):
             "focal_alpha": c.LOSS.FOCAL_ALPHA,
             "focal_gamma": c.LOSS.FOCAL_GAMMA,
             "focal_weight": c.LOSS.FOCAL_WEIGHT,
-            "test_nms_pre": c.TEST.NMS_PRE,
-            "test_score_thresh": c.TEST.SCORE_THRESH,
-            "test_mask_thresh": c.TEST.MASK_THRESH,
-            "test_filter_thresh": c.TEST.FILTER_THRESH,
-            "test_kernel": c.TEST.KERNEL,
-            "test_sigma": c.TEST.SIGMA,
-            "test_max_per_img": c.TEST.MAX_PER_IMG,
+            "inference_settings": InferenceSettings.from_config(cfg),
         }
 
     @property
@@ -150,10 +133,16 @@ class SOLO(nn.Module):
             padding_constraints=self.backbone.padding_constraints,
         )
 
-    def forward(self, batched_inputs: List[Dict]):
+    def forward_head(self, batched_inputs: List[Dict]) -> Tuple[ImageList, List[Tensor], list]:
+        """Preprocess, backbone, head: ``(images, cls_logits, mask_inputs)`` (see the head's
+        contract in ``heads/base.py``). Training and inference both start here."""
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         cls_logits, mask_inputs = self.head([features[f] for f in self.head_in_features])
+        return images, cls_logits, mask_inputs
+
+    def forward(self, batched_inputs: List[Dict]):
+        images, cls_logits, mask_inputs = self.forward_head(batched_inputs)
         if self.training:
             for x in batched_inputs:
                 if "instances" not in x:
@@ -219,7 +208,7 @@ class SOLO(nn.Module):
                     num_classes=self.num_classes,
                     drop_vanished=self.drop_vanished_targets,
                     # heads may refine the assignment (SOLOv2: mask stride, overlaps)
-                    **getattr(self.head, "target_options", dict)(),
+                    **self.head.target_options(),
                 )
             )
         return targets
@@ -288,11 +277,12 @@ class SOLO(nn.Module):
 
         Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask.
         """
+        settings = self.inference_settings
         probs = [point_nms(x.sigmoid()) for x in cls_logits]
         mask_size = tuple(self.head.level_mask_size(mask_inputs, 0))
         results = []
         for i, (image_size, output_size) in enumerate(zip(image_sizes, output_sizes)):
-            cand = select_candidates([p[i] for p in probs], self.score_thresh)
+            cand = select_candidates([p[i] for p in probs], settings.score_thresh)
             # cand.cells are sorted by level: the levels' masks concatenate in order
             levels, counts = torch.unique_consecutive(cand.cells[:, 0], return_counts=True)
             parts = [cls_logits[0].new_zeros((0, *mask_size))]  # cat needs one, even empty
@@ -310,8 +300,8 @@ class SOLO(nn.Module):
                     level_strides=self.strides,
                     image_size=tuple(image_size),
                     output_size=tuple(output_size),
-                    mask_stride=getattr(self.head, "mask_stride", 4),
-                    **self.test_cfg,
+                    settings=settings,
+                    mask_stride=self.head.mask_stride,
                 )
             )
         return results

@@ -15,12 +15,46 @@ from torch import Tensor
 from torch.nn import functional as F
 
 __all__ = [
+    "InferenceSettings",
     "point_nms",
     "Candidates",
     "select_candidates",
     "mask_matrix_nms",
     "candidates_to_instances",
 ]
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """``MODEL.SOLO.TEST.*``: how candidates become instances, one name per setting as in
+    the config (mmdet 3.3.0's ``test_cfg`` names: score_thr, mask_thr, filter_thr, max_per_img)."""
+
+    #: category score a cell needs to become a candidate
+    score_thresh: float = 0.1
+    #: probability that binarises masks
+    mask_thresh: float = 0.5
+    #: candidates (by score) kept before Matrix NMS; -1: all
+    nms_pre: int = 500
+    #: score a mask must keep after Matrix NMS decay
+    filter_thresh: float = 0.05
+    #: Matrix NMS decay kernel, "gaussian" or "linear", and the gaussian's sigma
+    kernel: str = "gaussian"
+    sigma: float = 2.0
+    #: instances kept per image; -1: all
+    max_per_img: int = 100
+
+    @classmethod
+    def from_config(cls, cfg) -> "InferenceSettings":
+        t = cfg.MODEL.SOLO.TEST
+        return cls(
+            score_thresh=t.SCORE_THRESH,
+            mask_thresh=t.MASK_THRESH,
+            nms_pre=t.NMS_PRE,
+            filter_thresh=t.FILTER_THRESH,
+            kernel=t.KERNEL,
+            sigma=t.SIGMA,
+            max_per_img=t.MAX_PER_IMG,
+        )
 
 
 def point_nms(probs: Tensor) -> Tensor:
@@ -73,10 +107,10 @@ def mask_matrix_nms(
     mask_area: Tensor,
     *,
     nms_pre: int = -1,
-    max_num: int = -1,
+    max_per_img: int = -1,
     kernel: str = "gaussian",
     sigma: float = 2.0,
-    filter_thr: float = -1,
+    filter_thresh: float = -1,
     mask_ids: Tensor = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Matrix NMS (SOLOv2): decay each mask's score by its overlap with higher-scored masks
@@ -122,15 +156,16 @@ def mask_matrix_nms(
     scores = scores * decay.min(0)[0]
 
     keep = order
-    if filter_thr > 0:
-        passed = scores >= filter_thr
+    if filter_thresh > 0:
+        passed = scores >= filter_thresh
         if not passed.any():
             return empty
         keep, scores, labels = keep[passed], scores[passed], labels[passed]
     scores, resort = torch.sort(scores, descending=True)
     keep, labels = keep[resort], labels[resort]
-    if 0 < max_num < len(keep):
-        keep, scores, labels = keep[:max_num], scores[:max_num], labels[:max_num]
+    if 0 < max_per_img < len(keep):
+        keep, scores = keep[:max_per_img], scores[:max_per_img]
+        labels = labels[:max_per_img]
     return scores, labels, keep
 
 
@@ -171,12 +206,7 @@ def candidates_to_instances(
     level_strides: Sequence[int],
     image_size: Tuple[int, int],
     output_size: Tuple[int, int],
-    mask_thr: float,
-    nms_pre: int,
-    max_per_img: int,
-    kernel: str,
-    sigma: float,
-    filter_thr: float,
+    settings: InferenceSettings,
     mask_stride: int = 4,
 ) -> Instances:
     """Final instances of one image.
@@ -188,6 +218,7 @@ def candidates_to_instances(
         level_strides: nominal stride per level; masks with no more pixels than it are dropped.
         image_size: (h, w) of the image inside the padded batch.
         output_size: (height, width) to return masks at (the original image size).
+        settings: thresholds and Matrix NMS settings (MODEL.SOLO.TEST).
         mask_stride: how many times ``cell_probs`` are smaller than the padded batch; they
             are upsampled by it before cropping ``image_size`` (4 for SOLO; SOLOv2's
             MODEL.SOLO.MASK_FEAT.MASK_STRIDE).
@@ -198,12 +229,13 @@ def candidates_to_instances(
     device = cell_probs.device
     if len(cand.scores) == 0:
         return _empty_instances(output_size, device)
-    masks = cell_probs > mask_thr
+    mask_thresh = settings.mask_thresh
+    masks = cell_probs > mask_thresh
     areas = masks.sum((1, 2)).float()
     strides = torch.as_tensor(level_strides, device=device, dtype=areas.dtype)[cand.cells[:, 0]]
     big_enough = areas > strides  # per unique cell
     # mean probability inside the mask: threshold(p, thr, 0) is p * (p > thr) in one pass
-    maskness = F.threshold(cell_probs, mask_thr, 0.0).sum((1, 2)) / areas.clamp(min=1)
+    maskness = F.threshold(cell_probs, mask_thresh, 0.0).sum((1, 2)) / areas.clamp(min=1)
     kept = big_enough[cand.mask_ids]
     if not kept.any():
         return _empty_instances(output_size, device)
@@ -213,8 +245,8 @@ def candidates_to_instances(
 
     scores, labels, keep = mask_matrix_nms(
         masks, labels, scores, areas,
-        nms_pre=nms_pre, max_num=max_per_img, kernel=kernel, sigma=sigma,
-        filter_thr=filter_thr, mask_ids=mask_ids,
+        nms_pre=settings.nms_pre, max_per_img=settings.max_per_img, kernel=settings.kernel,
+        sigma=settings.sigma, filter_thresh=settings.filter_thresh, mask_ids=mask_ids,
     )
     if len(keep) == 0:
         return _empty_instances(output_size, device)
@@ -223,7 +255,7 @@ def candidates_to_instances(
     probs = F.interpolate(probs, size=padded, mode="bilinear")[:, :, : image_size[0], : image_size[1]]
     if tuple(image_size) != tuple(output_size):  # a same-size bilinear resize is the identity
         probs = F.interpolate(probs, size=output_size, mode="bilinear")
-    final = probs[0] > mask_thr
+    final = probs[0] > mask_thresh
 
     result = Instances(output_size)
     result.pred_masks = final

@@ -1,106 +1,23 @@
-"""SOLOv2 head (Wang et al., NeurIPS 2020): dynamic kernels per grid cell + unified mask features.
+"""SOLOv2's head (Wang et al., NeurIPS 2020): a dynamic kernel per grid cell applied to unified
+mask features (semantics: mmdet 3.3.0's ``SOLOV2Head`` and ``MaskFeatModule``).
 
-Semantics are mmdet 3.3.0's ``SOLOV2Head`` and ``MaskFeatModule``; the interface is that of
-the other heads in heads.py (see its module docstring):
-
-* ``forward(features)`` -> ``(cls_logits, mask_inputs)``; ``mask_inputs[l]`` is the pair
-  ``(kernel_feats_l (N, F, S_l, S_l), mask_feats (N, E, H/4, W/4))``: the kernel tower's output
-  (the input of the 3x3 ``conv_kernel``) and the unified mask features shared by all levels.
-* ``mask_probs`` predicts the dynamic kernels of the requested cells only (the 3x3
-  ``conv_kernel`` evaluated at those cells) and convolves only those with the mask features.
-  Neither the S^2 kernels of a level nor their S^2 masks are ever materialised.
-
-Parameter names mirror mmdet's so that a state dict maps with ``solov2_head_key_map``.
+``mask_inputs[l]`` is the pair ``(kernel_feats_l (N, F, S_l, S_l), mask_feats (N, E, H/4, W/4))``.
+``mask_probs`` evaluates the 3x3 ``conv_kernel`` at the requested cells only and convolves only
+those kernels with the mask features: neither the S^2 kernels of a level nor their S^2 masks
+are ever materialised.
 """
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.layers import ShapeSpec
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.ops import deform_conv2d
 
-from .heads import (
-    SOLO_HEAD_REGISTRY,
-    _group_by_image,
-    _init_normal,
-    _resize,
-    _SOLOHeadBase,
-    resize_level_features,
-)
-from .layers import DeformConv, conv_norm_relu, conv_tower, coord_features
+from ..layers import conv_norm_relu, conv_tower, coord_features
+from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, group_by_image, init_normal, resize_probs
 
-__all__ = ["SOLOV2Head", "MaskFeatModule", "solov2_head_key_map"]
-
-
-def solov2_head_key_map(mmdet_key: str) -> str:
-    """Name of an mmdet ``SOLOV2Head`` state-dict entry in ``SOLOV2Head`` here.
-
-    Works on keys relative to the head (``cls_convs.0.conv.weight``) and keeps any prefix
-    unchanged (``mask_head.`` stays ``mask_head.``; the caller renames the prefix). The table:
-    mmcv ``ConvModule`` ``<m>.conv.weight|bias`` -> Detectron2 ``Conv2d`` ``<m>.weight|bias``;
-    its norm ``<m>.gn.*`` (or ``.bn.*``) -> ``<m>.norm.*``; a deformable ``ConvModule``'s
-    ``<m>.conv.conv_offset.*`` -> ``<m>.conv_offset.*``. Module paths (``cls_convs.i``,
-    ``kernel_convs.i``, ``conv_cls``, ``conv_kernel``,
-    ``mask_feature_head.convs_all_levels.i.conv{j}``, ``mask_feature_head.conv_pred``) are the
-    same on both sides.
-    """
-    key = mmdet_key
-    renames = ((".conv.conv_offset.", ".conv_offset."), (".gn.", ".norm."), (".bn.", ".norm."))
-    for old, new in renames:
-        key = key.replace(old, new)
-    for leaf in ("weight", "bias"):
-        suffix = f".conv.{leaf}"
-        if key.endswith(suffix):
-            key = key[: -len(suffix)] + f".{leaf}"
-    return key
-
-
-class _DeformConvKxK(DeformConv):
-    """``DeformConv`` (torchvision's op) with any odd kernel size; mmdet builds 1x1 ones when
-    the mask-feature branch's ``conv_cfg`` is DCN (its ``conv_pred``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> None:
-        super().__init__(in_channels, out_channels, **kwargs)
-        k = kernel_size
-        self.kernel_size = k
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k))
-        nn.init.normal_(self.weight, std=0.01)
-        self.conv_offset = nn.Conv2d(
-            in_channels, (3 if self.modulated else 2) * k * k, k, padding=k // 2
-        )
-        nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.conv_offset(x)
-        mask = None
-        if self.modulated:
-            o1, o2, m = torch.chunk(out, 3, dim=1)
-            out, mask = torch.cat([o1, o2], dim=1), m.sigmoid()
-        p = self.kernel_size // 2
-        x = deform_conv2d(x, out, self.weight, self.bias, padding=(p, p), mask=mask)
-        if self.norm is not None:
-            x = self.norm(x)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
-
-def _conv1x1_norm_relu(in_channels: int, out_channels: int, norm: str, dcn_type: str) -> nn.Module:
-    """1x1 conv (plain or deformable) + norm + ReLU, bias only without a norm (mmcv ConvModule)."""
-    if dcn_type:
-        if dcn_type not in ("DCN", "DCNv2"):
-            raise ValueError(f"Unknown DCN type {dcn_type!r}; expected '', 'DCN' or 'DCNv2'")
-        return _DeformConvKxK(
-            in_channels, out_channels, 1, modulated=dcn_type == "DCNv2", bias=not norm,
-            norm=get_norm(norm, out_channels), activation=F.relu,
-        )
-    return Conv2d(
-        in_channels, out_channels, 1, bias=not norm, norm=get_norm(norm, out_channels),
-        activation=F.relu,
-    )
+__all__ = ["SOLOV2Head", "MaskFeatModule"]
 
 
 class MaskFeatModule(nn.Module):
@@ -143,7 +60,9 @@ class MaskFeatModule(nn.Module):
                 level.add_module(f"upsample{j}", nn.Upsample(scale_factor=2, mode="bilinear",
                                                              align_corners=False))
             self.convs_all_levels.append(level)
-        self.conv_pred = _conv1x1_norm_relu(feat_channels, out_channels, norm, dcn_type)
+        self.conv_pred = conv_norm_relu(
+            feat_channels, out_channels, norm, kernel_size=1, dcn_type=dcn_type
+        )
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
         """per level (N, C, H_l, W_l) -> (N, out_channels, H_start, W_start)."""
@@ -163,7 +82,7 @@ class MaskFeatModule(nn.Module):
 
 
 @SOLO_HEAD_REGISTRY.register()
-class SOLOV2Head(_SOLOHeadBase):
+class SOLOV2Head(SOLOHeadBase):
     """SOLOv2: per level a category branch and a kernel branch (CoordConv input) on S x S grids,
     plus one mask-feature map at 1/4 scale; the mask of a cell is sigmoid(kernel_cell * mask_feats).
 
@@ -215,7 +134,7 @@ class SOLOV2Head(_SOLOHeadBase):
             self.in_channels, mask_feat_channels, mask_start_level, mask_end_level,
             mask_out_channels, self.norm, mask_dcn_type,
         )
-        _init_normal(self, [self.conv_cls], self.prior_prob)
+        init_normal(self, [self.conv_cls], self.prior_prob)
 
     @classmethod
     def from_config(cls, cfg, input_shape: List[ShapeSpec]):
@@ -254,33 +173,16 @@ class SOLOV2Head(_SOLOHeadBase):
             )
         return {"mask_strides": [self.mask_stride] * self.num_levels, "keep_overlaps": True}
 
-    def kernel_forward(self, x: Tensor, level: int) -> Tensor:
-        """(N, C_in + 2, H, W) CoordConv input -> (N, feat_channels, S, S) kernel features."""
-        for j, layer in enumerate(self.kernel_convs):
-            if j == self.cls_down_index:
-                x = F.interpolate(x, size=self.num_grids[level], mode="bilinear")
-            x = layer(x)
-        return x
+    def shared_mask_features(self, features: List[Tensor]) -> Tensor:
+        """The unified mask features (N, mask_out_channels, H_0, W_0), shared by all levels."""
+        return self.mask_feature_head(features)
 
-    def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tuple[Tensor, Tensor]]]:
-        """
-        Args:
-            features: per level (N, C_in, H_l, W_l), finest first.
-        Returns:
-            cls_logits: per level (N, num_classes, S_l, S_l).
-            mask_inputs: per level ``(kernel_feats (N, feat_channels, S_l, S_l), mask_feats)``,
-                ``mask_feats`` (N, mask_out_channels, H_0, W_0) being one tensor for all levels.
-        """
-        if len(features) != self.num_levels:
-            raise ValueError(f"expected {self.num_levels} feature levels, got {len(features)}")
-        mask_feats = self.mask_feature_head(features)
-        cls_logits, mask_inputs = [], []
-        for level, x in enumerate(resize_level_features(features)):
-            # CoordConv channels are made at the level's resolution and resized with it.
-            xc = torch.cat([x, coord_features(x)], 1)
-            mask_inputs.append((self.kernel_forward(xc, level), mask_feats))
-            cls_logits.append(self.cls_forward(x, level))
-        return cls_logits, mask_inputs
+    def level_mask_inputs(self, x: Tensor, level: int, shared: Optional[Tensor]):
+        """``(kernel_feats (N, feat_channels, S, S), mask_feats)``: the kernel tower's output
+        (the input of the 3x3 ``conv_kernel``) and the shared mask features."""
+        # CoordConv channels are made at the level's resolution and resized with it.
+        xc = torch.cat([x, coord_features(x)], 1)
+        return self.grid_tower(self.kernel_convs, xc, level), shared
 
     def cell_kernels(self, kernel_feats: Tensor, cells: Tensor) -> Tensor:
         """``conv_kernel`` evaluated at the given cells only.
@@ -316,25 +218,12 @@ class SOLOV2Head(_SOLOHeadBase):
         """(K,) image and cell indices -> (K, h, w) sigmoid masks of only those cells' kernels."""
         kernel_feats, mask_feats = mask_inputs[level]
         out = mask_feats.new_empty((len(cell_idx), *self.level_mask_size(mask_inputs, level)))
-        for b, rows in _group_by_image(batch_idx):
+        for b, rows in group_by_image(batch_idx):
             kernels = self.cell_kernels(kernel_feats[b], cell_idx[rows])
             out[rows] = self._dynamic_conv(mask_feats[b : b + 1], kernels)
-        return _resize(out.sigmoid(), out_size)
+        return resize_probs(out.sigmoid(), out_size)
 
     def level_mask_size(self, mask_inputs, level: int) -> Tuple[int, int]:
         """(h, w) of the masks: the mask features' size on every level."""
         h, w = mask_inputs[level][1].shape[-2:]
         return (h - self.dynamic_conv_size + 1, w - self.dynamic_conv_size + 1)
-
-    def kernel_preds(self, mask_inputs, level: int) -> Tensor:
-        """All dynamic kernels of a level, (N, kernel_out_channels, S, S), as mmdet's forward
-        returns them. Tests and parity only."""
-        return self.conv_kernel(mask_inputs[level][0])
-
-    def full_mask_logits(self, mask_inputs, level: int) -> Tensor:
-        """All S^2 mask logits of a level, (N, S^2, h, w): what mmdet computes. Tests only."""
-        kernels = self.kernel_preds(mask_inputs, level).flatten(2).transpose(1, 2)
-        mask_feats = mask_inputs[level][1]
-        return torch.stack(
-            [self._dynamic_conv(mask_feats[b : b + 1], kernels[b]) for b in range(len(kernels))]
-        )

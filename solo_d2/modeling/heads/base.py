@@ -1,0 +1,252 @@
+"""The contract every SOLO-family head keeps, and the skeleton they share.
+
+A head turns FPN features into what the meta-architecture (``meta_arch.py``) needs, and
+nothing more: it assigns no targets, computes no loss and does no post-processing.
+
+* :meth:`SOLOHeadBase.forward` (owned here): level resizing (strides 8, 8, 16, 32, 32 from
+  p2..p6), then per level the category branch and the head's mask inputs. It returns
+  ``(cls_logits, mask_inputs)``: ``cls_logits[l]`` is (N, C, S_l, S_l); ``mask_inputs[l]`` is
+  whatever the head needs to produce level ``l``'s masks later (its mask features, never the
+  S^2 projected maps).
+* :meth:`mask_probs` (each head): (K, h, w) mask probabilities of only the K requested grid
+  cells. This is the lazy projection of design.md: the projections are linear, so projecting
+  only the cells that a loss or the post-processing reads gives the same numbers as
+  projecting all of them.
+* :meth:`level_mask_size` (each head): (h, w) of level ``l``'s mask predictions.
+* :attr:`mask_stride`: how many times the level-0 masks are smaller than the padded image.
+* :meth:`target_options`: extra arguments of ``targets.assign_targets_single`` (default none).
+* :meth:`mask_branch_parameters`: the parameters only the mask loss reaches.
+
+Subclasses build their layers and implement :meth:`level_mask_inputs`, :meth:`mask_probs`
+and :meth:`level_mask_size`, as Detectron2's dense detectors override only what differs.
+"""
+import logging
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+from detectron2.utils.registry import Registry
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..layers import DeformConv, conv_tower, selective_checkpoint_available
+
+__all__ = [
+    "SOLO_HEAD_REGISTRY",
+    "SOLOHeadBase",
+    "build_solo_head",
+    "resize_level_features",
+]
+
+logger = logging.getLogger(__name__)
+
+SOLO_HEAD_REGISTRY = Registry("SOLO_HEAD")
+SOLO_HEAD_REGISTRY.__doc__ = "Registry of SOLO-family heads, chosen by MODEL.SOLO.HEAD_NAME."
+
+
+def build_solo_head(cfg, input_shape: List[ShapeSpec]) -> nn.Module:
+    """Build the head named by ``cfg.MODEL.SOLO.HEAD_NAME``; unknown names list the valid ones."""
+    name = cfg.MODEL.SOLO.HEAD_NAME
+    if name not in SOLO_HEAD_REGISTRY:
+        valid = ", ".join(sorted(k for k, _ in SOLO_HEAD_REGISTRY))
+        raise ValueError(f"Unknown MODEL.SOLO.HEAD_NAME {name!r}; valid names: {valid}")
+    return SOLO_HEAD_REGISTRY.get(name)(cfg, input_shape)
+
+
+def group_by_image(batch_idx: Tensor) -> List[Tuple[int, Tensor]]:
+    """[(image, positions of that image's rows in batch_idx)] for each image present."""
+    return [(int(b), (batch_idx == b).nonzero().flatten()) for b in torch.unique(batch_idx)]
+
+
+def resize_probs(probs: Tensor, out_size: Optional[Sequence[int]]) -> Tensor:
+    """(K, h, w) -> (K, *out_size), bilinear; unchanged when out_size is None or equal."""
+    if out_size is None or tuple(probs.shape[-2:]) == tuple(out_size):
+        return probs
+    return F.interpolate(probs[None], size=tuple(out_size), mode="bilinear")[0]
+
+
+def resize_level_features(features: List[Tensor]) -> List[Tensor]:
+    """SOLO's level resizing: the finest level is halved, the coarsest matched to the one above.
+
+    With p2..p6 this gives strides 8, 8, 16, 32, 32 (mmdet 3.3.0's ``strides``).
+    """
+    out = list(features)
+    out[0] = F.interpolate(features[0], scale_factor=0.5, mode="bilinear")
+    out[-1] = F.interpolate(features[-1], size=features[-2].shape[-2:], mode="bilinear")
+    return out
+
+
+def init_normal(module: nn.Module, prior_bias_modules: Sequence[nn.Module], prior_prob: float):
+    """mmdet 3.3.0's head init: every conv ~ N(0, 0.01) with bias 0, deformable offsets 0, and
+    the given convs' bias -log((1 - p) / p)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, DeformConv)):
+            nn.init.normal_(m.weight, std=0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, DeformConv):
+            nn.init.zeros_(m.conv_offset.weight)
+            nn.init.zeros_(m.conv_offset.bias)
+    bias_value = -math.log((1 - prior_prob) / prior_prob)
+    for conv in prior_bias_modules:
+        nn.init.constant_(conv.bias, bias_value)
+
+
+class SOLOHeadBase(nn.Module):
+    """Settings, the category branch and the template ``forward`` of all SOLO heads."""
+
+    #: how many times the level-0 mask predictions are smaller than the padded image
+    mask_stride: int = 4
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        input_shape: List[ShapeSpec],
+        num_classes: int,
+        feat_channels: int = 256,
+        stacked_convs: int = 7,
+        num_grids: Sequence[int] = (40, 36, 24, 16, 12),
+        cls_down_index: int = 0,
+        norm: str = "GN",
+        dcn_type: str = "",
+        prior_prob: float = 0.01,
+        recompute_norm_act: bool = True,
+    ):
+        """``recompute_norm_act``: see :func:`~solo_d2.modeling.layers.run_tower` (mask
+        towers only; a training-memory saving with the same results)."""
+        super().__init__()
+        if len({s.channels for s in input_shape}) != 1:
+            raise ValueError(f"SOLO heads need equal channels on all levels, got {input_shape}")
+        if len(num_grids) != len(input_shape):
+            raise ValueError(
+                f"MODEL.SOLO.NUM_GRIDS has {len(num_grids)} entries but the head reads "
+                f"{len(input_shape)} feature levels (MODEL.SOLO.IN_FEATURES)"
+            )
+        if not 0 <= cls_down_index < stacked_convs:
+            raise ValueError(
+                f"MODEL.SOLO.CLS_DOWN_INDEX={cls_down_index} must be in [0, {stacked_convs})"
+            )
+        self.num_classes = num_classes
+        self.in_channels = input_shape[0].channels
+        self.feat_channels = feat_channels
+        self.stacked_convs = stacked_convs
+        self.num_grids = list(num_grids)
+        self.num_levels = len(num_grids)
+        self.cls_down_index = cls_down_index
+        self.norm = norm
+        self.dcn_type = dcn_type
+        self.prior_prob = prior_prob
+        if recompute_norm_act and not selective_checkpoint_available():
+            logger.warning(
+                "MODEL.SOLO.RECOMPUTE_NORM_ACT needs torch >= 2.4 (selective activation "
+                f"checkpointing); torch {torch.__version__} trains without it (more memory)."
+            )
+            recompute_norm_act = False
+        self.recompute_norm_act = recompute_norm_act
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: List[ShapeSpec]) -> Dict[str, Any]:
+        c = cfg.MODEL.SOLO
+        return {
+            "input_shape": input_shape,
+            "num_classes": c.NUM_CLASSES,
+            "feat_channels": c.FEAT_CHANNELS,
+            "stacked_convs": c.STACKED_CONVS,
+            "num_grids": c.NUM_GRIDS,
+            "cls_down_index": c.CLS_DOWN_INDEX,
+            "norm": c.NORM,
+            "dcn_type": c.DCN_TYPE,
+            "prior_prob": c.PRIOR_PROB,
+            "recompute_norm_act": c.RECOMPUTE_NORM_ACT,
+        }
+
+    # ---------------------------------------------------------------- category branch
+    def _dcn_layers(self) -> List[int]:
+        """Indices of the stacked convs that are deformable (none unless a head allows it)."""
+        if self.dcn_type:
+            raise ValueError(
+                f"{type(self).__name__} has no deformable convs; set MODEL.SOLO.DCN_TYPE ''"
+            )
+        return []
+
+    def _build_cls_branch(self) -> None:
+        self.cls_convs = conv_tower(
+            self.in_channels, self.feat_channels, self.stacked_convs, self.norm,
+            self.dcn_type, self._dcn_layers(),
+        )
+        self.conv_cls = nn.Conv2d(self.feat_channels, self.num_classes, 3, padding=1)
+
+    def grid_tower(self, tower: nn.Sequential, x: Tensor, level: int) -> Tensor:
+        """Run ``tower`` on ``x``, resizing to the level's S x S grid before the conv at
+        MODEL.SOLO.CLS_DOWN_INDEX: (N, C, H, W) -> (N, feat_channels, S, S)."""
+        for j, layer in enumerate(tower):
+            if j == self.cls_down_index:
+                x = F.interpolate(x, size=self.num_grids[level], mode="bilinear")
+            x = layer(x)
+        return x
+
+    def cls_forward(self, x: Tensor, level: int) -> Tensor:
+        """(N, C_in, H, W) -> (N, num_classes, S, S) category logits."""
+        return self.conv_cls(self.grid_tower(self.cls_convs, x, level))
+
+    # ------------------------------------------------------------------ template
+    def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Any]]:
+        """
+        Args:
+            features: per level (N, C_in, H_l, W_l), finest first.
+        Returns:
+            cls_logits: per level (N, num_classes, S_l, S_l).
+            mask_inputs: per level what :meth:`mask_probs` reads (see the subclass).
+        """
+        if len(features) != self.num_levels:
+            raise ValueError(f"expected {self.num_levels} feature levels, got {len(features)}")
+        shared = self.shared_mask_features(features)
+        cls_logits, mask_inputs = [], []
+        for level, x in enumerate(resize_level_features(features)):
+            mask_inputs.append(self.level_mask_inputs(x, level, shared))
+            cls_logits.append(self.cls_forward(x, level))
+        return cls_logits, mask_inputs
+
+    def shared_mask_features(self, features: List[Tensor]) -> Optional[Tensor]:
+        """Mask features computed once from the unresized levels for all of them (SOLOv2's
+        unified mask features); None by default."""
+        return None
+
+    def level_mask_inputs(self, x: Tensor, level: int, shared: Optional[Tensor]) -> Any:
+        """Level ``level``'s mask inputs from its resized features ``x`` (N, C_in, H, W)."""
+        raise NotImplementedError
+
+    def mask_probs(
+        self,
+        mask_inputs: List[Any],
+        level: int,
+        batch_idx: Tensor,
+        cell_idx: Tensor,
+        out_size: Optional[Sequence[int]] = None,
+    ) -> Tensor:
+        """(K,) image and cell indices -> (K, h, w) sigmoid mask probabilities of those cells.
+
+        ``cell_idx`` in [0, S_l^2), row-major; ``batch_idx`` the image of each. With
+        ``out_size`` the probabilities are bilinearly resized after the sigmoid, as mmdet 3.3.0
+        does at inference; without it they stay at :meth:`level_mask_size` (training).
+        """
+        raise NotImplementedError
+
+    def level_mask_size(self, mask_inputs: List[Any], level: int) -> Tuple[int, int]:
+        """(h, w) of level ``level``'s mask predictions."""
+        raise NotImplementedError
+
+    def target_options(self) -> Dict[str, Any]:
+        """Extra keyword arguments of ``targets.assign_targets_single`` for this head."""
+        return {}
+
+    def mask_branch_parameters(self) -> List[nn.Parameter]:
+        """Every parameter but the category branch's: only the mask loss reaches them, and
+        lazy projection leaves them out of the graph for levels (or whole batches) without
+        positive cells (the meta-architecture touches them with weight 0)."""
+        category = {id(p) for m in (self.cls_convs, self.conv_cls) for p in m.parameters()}
+        return [p for p in self.parameters() if id(p) not in category]
