@@ -1,7 +1,7 @@
 """Every cell's mask logits of a level, computed as mmdet 3.3.0 computes them: the path the
 lazy projection of the heads is held against (tests) and calibrated with (tools/benchmark.py).
 Never used by the model itself."""
-from typing import List, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 from torch import Tensor

@@ -5,7 +5,6 @@ import glob
 import math
 import os
 
-import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
@@ -13,11 +12,10 @@ from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 
 import solo_d2
-from conftest import tiny_cfg
+from conftest import ROOT, tiny_cfg
 from solo_d2.modeling.heads import SOLOV2Head
 from solo_d2.testing import full_mask_logits, solov2_kernel_preds
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 3
 GRIDS = [12, 10, 8, 6, 4]
 RANGES = [[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]

@@ -8,7 +8,8 @@ import pycocotools.mask as mask_util
 import pytest
 from pycocotools.coco import COCO
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
+
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import eval_class_agnostic as E  # noqa: E402
 

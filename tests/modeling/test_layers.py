@@ -9,7 +9,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from solo_d2.modeling.layers import ConvNormAct, DeformConv, conv_tower, run_tower
 
 from conftest import tiny_cfg
-from test_model import HEADS, _input
+from test_meta_arch import HEADS, _input
 
 
 def _tower(dcn_type: str = "", num_convs: int = 4, channels: int = 32) -> torch.nn.Sequential:

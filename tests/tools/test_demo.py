@@ -1,4 +1,5 @@
 """demo.py: writes one PNG of the input's size per input, filters by score, clear bad-input errors."""
+import logging
 import os
 import sys
 
@@ -94,3 +95,36 @@ def test_visualize_draws_only_instances_above_threshold():
     changed = np.abs(drawing.astype(int) - 128).sum(-1) > 0
     assert changed[10:20, 10:30].mean() > 0.9  # drawn mask
     assert not changed[40:55, 55:85].any()     # filtered out (score 0.2 < 0.3)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_demo_reports_an_unreadable_input_and_goes_on(tmp_path):
+    good, bad = str(tmp_path / "good.png"), str(tmp_path / "bad.png")
+    cv2.imwrite(good, np.full((64, 80, 3), 120, np.uint8))
+    cv2.imwrite(bad, np.full((64, 80, 3), 120, np.uint8))
+    _truncate(bad)
+    out = tmp_path / "vis"
+    records = _Records()
+    logging.getLogger("solo_d2.demo").addHandler(records)  # demo's logger does not propagate
+    try:
+        rc = demo.main(["--config-file", BASE, "--input", bad, good, "--output", str(out),
+                        "--opts", *TINY_OPTS])
+    finally:
+        logging.getLogger("solo_d2.demo").removeHandler(records)
+    assert rc == 1
+    assert os.listdir(out) == ["good.png"]
+    assert any("bad.png" in m and "truncated" in m and "skipped" in m for m in records.messages)
+
+
+def _truncate(path):
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])

@@ -1,8 +1,7 @@
 """Image files: 16-bit PNGs scaled by hand-checked values, 8-bit files read exactly as
-Detectron2 reads them, and unreadable files named in the loader's error and skipped by demo.py."""
-import logging
+Detectron2 reads them, and unreadable files named in the loader's error (demo.py's handling of
+them is in tests/tools/test_demo.py)."""
 import os
-import sys
 
 import cv2
 import numpy as np
@@ -12,13 +11,9 @@ from detectron2.data.datasets import register_coco_instances
 from detectron2.data.detection_utils import read_image as d2_read_image
 
 from bad_inputs import write_corpus
-from conftest import ROOT, tiny_cfg
+from conftest import tiny_cfg
 from solo_d2.data import ImageReadError, SOLODatasetMapper, read_image
 from solo_d2.engine import SOLOTrainer
-
-sys.path.insert(0, ROOT)
-import demo  # noqa: E402
-from test_demo import BASE, TINY_OPTS  # noqa: E402
 
 # 16-bit value -> round(v / 257), computed by hand at the rounding boundaries
 SIXTEEN_BIT = {0: 0, 128: 0, 129: 1, 32767: 127, 32768: 128, 65407: 255, 65535: 255, 385: 1}
@@ -88,30 +83,3 @@ def test_train_loader_names_a_truncated_image(tmp_path):
     cfg.SOLVER.IMS_PER_BATCH = 2
     with pytest.raises(ImageReadError, match="rgba.png"):
         next(iter(SOLOTrainer.build_train_loader(cfg)))
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-def test_demo_reports_an_unreadable_input_and_goes_on(tmp_path):
-    good, bad = str(tmp_path / "good.png"), str(tmp_path / "bad.png")
-    cv2.imwrite(good, np.full((64, 80, 3), 120, np.uint8))
-    cv2.imwrite(bad, np.full((64, 80, 3), 120, np.uint8))
-    _truncate(bad)
-    out = tmp_path / "vis"
-    records = _Records()
-    logging.getLogger("solo_d2.demo").addHandler(records)  # demo's logger does not propagate
-    try:
-        rc = demo.main(["--config-file", BASE, "--input", bad, good, "--output", str(out),
-                        "--opts", *TINY_OPTS])
-    finally:
-        logging.getLogger("solo_d2.demo").removeHandler(records)
-    assert rc == 1
-    assert os.listdir(out) == ["good.png"]
-    assert any("bad.png" in m and "truncated" in m and "skipped" in m for m in records.messages)
