@@ -39,14 +39,14 @@ def add_solo_config(cfg: CN) -> None:
     _C.MODEL.SOLO.DCN_TYPE = ""
     # SOLOV2Head: deformable convs in every stacked conv (True) or only in the last one (False).
     _C.MODEL.SOLO.DCN_APPLY_TO_ALL_CONV = True
-    # Reference semantics train a cell whose instance mask vanishes when downscaled to the
+    # mmdet 3.3.0 trains a cell whose instance mask vanishes when downscaled to the
     # level's mask resolution (all-zero dice target); True drops such instances on that level.
     _C.MODEL.SOLO.DROP_VANISHED_TARGETS = True
     # Prior probability used to initialise the category and mask-projection biases.
     _C.MODEL.SOLO.PRIOR_PROB = 0.01
     # Training memory (SOLO / Decoupled SOLO mask towers): keep only the conv outputs for
     # backward and recompute each norm + ReLU there. Same gradients, one full-size activation
-    # less per layer (SOLO R50: 0.88x peak, about 2 % more step time); needs torch >= 2.4.
+    # less per layer (its measured cost and saving: docs/benchmark_cpu.md); needs torch >= 2.4.
     # Skipped for BatchNorm in training mode (recomputing would update its statistics twice).
     _C.MODEL.SOLO.RECOMPUTE_NORM_ACT = True
 

@@ -5,7 +5,7 @@ whose [lo, hi] range holds sqrt(box area); on a level, the cells inside its cent
 (``pos_scale`` x half its box around the mask's centre of mass, clamped to the 3x3 cells
 around the centre cell) are positive with its label and its mask downscaled to the level's
 mask resolution. When regions overlap, the later instance wins. The arithmetic is done in the
-same float32 steps as the reference so that boundary cases land on the same cells.
+same float32 steps as mmdet 3.3.0 so that boundary cases land on the same cells.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -35,7 +35,7 @@ class LevelTargets:
 def center_of_mass(masks: Tensor) -> Tuple[Tensor, Tensor]:
     """(M, H, W) bool -> centre row and column of each mask, (M,) float32 each."""
     h, w = masks.shape[-2:]
-    # Integer sums (bool.sum gives int64) keep the moments exact, as the reference's are.
+    # Integer sums (bool.sum gives int64) keep the moments exact, as mmdet 3.3.0's are.
     area = masks.sum((1, 2)).float().clamp(min=1e-6)
     rows = (masks.sum(2) * torch.arange(h, device=masks.device)).sum(1)
     cols = (masks.sum(1) * torch.arange(w, device=masks.device)).sum(1)
@@ -58,7 +58,7 @@ def downscale_masks(masks: Tensor, factor: int) -> Tensor:
 
 
 def _grid_coord(pos: Tensor, extent: int, num_grid: int) -> Tensor:
-    """Grid index of image coordinates ``pos`` (float32), truncated as the reference does."""
+    """Grid index of image coordinates ``pos`` (float32), truncated as mmdet 3.3.0 does."""
     return torch.trunc((pos / extent) / (1.0 / num_grid)).to(torch.int64)
 
 
@@ -86,7 +86,7 @@ def assign_targets_single(
         mask_sizes: per level (h, w) of the mask predictions; level l's masks are
             ``strides[l] / 2`` times smaller than the image.
         drop_vanished: skip an instance on a level where its downscaled mask is empty
-            (the reference trains such a cell towards an empty mask).
+            (mmdet 3.3.0 trains such a cell towards an empty mask).
         mask_strides: per level, how many times the masks are smaller than the image
             (default ``strides[l] / 2``, SOLO; SOLOv2's unified mask features: its mask stride
             on every level). The padded image is ``mask_strides[0] * mask_sizes[0]`` (default 4x).
