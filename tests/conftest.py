@@ -96,6 +96,18 @@ def write_toy_coco(root: str, num_images: int = 8, size: int = 128, seed: int = 
     return path
 
 
+def require_mmdet():
+    """The mmdet 3.3.0 reference harness (:mod:`solo_d2.testing.mmdet_reference`) with mmdet
+    imported, or a skip saying why mmdet is not importable. Every test that needs mmdet asks
+    here, so that all of them skip alike (and fail alike under SOLO_D2_REQUIRE_MMDET=1)."""
+    from solo_d2.testing import mmdet_reference
+
+    if mmdet_reference.import_mmdet() is None:
+        pytest.skip(f"mmdet 3.3.0 reference not importable: {mmdet_reference.import_error}",
+                    allow_module_level=True)
+    return mmdet_reference
+
+
 @pytest.fixture
 def cfg_factory():
     return tiny_cfg

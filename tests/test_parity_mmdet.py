@@ -4,34 +4,32 @@ For each head a small randomly initialised mmdet SOLO (ResNet-18, FPN 64, 2 stac
 is saved as mmdet saves it, converted by solo_d2's converter, loaded into solo_d2's model
 from the written yaml, and both models see the same normalised pixels. SOLOv2 (mmdet model
 type "SOLOv2") runs as a scaled-down solov2_r50_fpn and a scaled-down solov2-light
-(mmdet_reference.SOLOV2_VARIANTS).
+(solo_d2.testing.mmdet_reference.SOLOV2_VARIANTS). Every test skips (fails under
+SOLO_D2_REQUIRE_MMDET=1) when mmdet is not importable: conftest.require_mmdet.
 """
 import os
 
 import numpy as np
 import pytest
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.structures import BitMasks, Boxes, Instances
 
-import mmdet_reference  # noqa: E402  (tests/ helper)
+import solo_d2
+from conftest import require_mmdet
+from solo_d2.checkpoint import convert_mmdet_checkpoint, write_outputs
+from solo_d2.checkpoint.mmdet import MMDET_HEADS
+from solo_d2.testing import full_mask_logits, solov2_kernel_preds
+from solo_d2.testing import mmdet_reference as R  # importable without mmdet; Pair requires it
 
-if mmdet_reference.import_mmdet() is None:
-    pytest.importorskip("mmdet")  # skips with the reason (mmdet / mmcv / mmengine missing)
-
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.config import get_cfg  # noqa: E402
-from detectron2.modeling import build_model  # noqa: E402
-from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
-
-import solo_d2  # noqa: E402
-from solo_d2.checkpoint import convert_mmdet_checkpoint, write_outputs  # noqa: E402
-from solo_d2.testing import full_mask_logits, solov2_kernel_preds  # noqa: E402
-
-R = mmdet_reference
-HEADS = ["SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead", "SOLOV2Head",
-         "SOLOV2Head-light"]
+# every described head, then the small SOLOv2 variants that are not heads of their own
+# ("SOLOV2Head-light"); a test model's seed is its position here
+HEADS = list(MMDET_HEADS) + [v for v in R.SOLOV2_VARIANTS if v not in MMDET_HEADS]
 # Bias shifts that make a random model produce tens to hundreds of candidates and masks
 # around the 0.5 threshold (decoupled masks are a product of two sigmoids; SOLOv2's entry is
-# a gain on the dynamic-kernel conv's weights, see mmdet_reference.shift_head_biases).
+# a gain on the dynamic-kernel conv's weights, see R.shift_head_biases).
 CLS_SHIFT = {"SOLOV2Head": 0.0, "SOLOV2Head-light": 1.0}  # 3.5 for the others
 CLS_GAIN = {"SOLOV2Head": 10.0, "SOLOV2Head-light": 10.0}  # 1 for the others
 MASK_SHIFT = {"SOLOHead": 4.6, "DecoupledSOLOHead": 5.6, "DecoupledSOLOLightHead": 5.6,
@@ -58,6 +56,7 @@ class Pair:
     """An mmdet model, its converted solo_d2 twin and the conversion outputs."""
 
     def __init__(self, head: str, tmp: str, mmdet2: bool = False):
+        require_mmdet()
         cfg = R.small_solo_config(head, mmdet2=mmdet2)
         self.name = head
         self.mm_head_cfg = cfg["model"]["mask_head"]
@@ -137,10 +136,8 @@ def test_converted_checkpoint_fits_exactly(pair):
 
 
 def _our_head_outputs(pair, img: torch.Tensor):
-    model = pair.model
-    images = model.preprocess_image([{"image": img}])
-    feats = model.backbone(images.tensor)
-    return model.head([feats[f] for f in model.head_in_features])
+    _, cls_logits, mask_inputs = pair.model.forward_head([{"image": img}])
+    return cls_logits, mask_inputs
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ scale; the model pads it to its size divisibility):
   so that the marks of different models/phases do not mix.
 
 ``--vs-mmdet`` builds mmdet's model from the matching mmdet config (randomly initialised by
-tests/mmdet_reference.py), converts its weights with solo_d2's converter into ours, and times
+solo_d2.testing.mmdet_reference), converts its weights with solo_d2's converter into ours, and times
 both in the same process, alternating ours/theirs every iteration. With random weights the
 category bias is shifted so that a chosen number of (cell, class) candidates pass score_thr:
 regime "typical" (``--typical-candidates``, default 20) and "crowded"
@@ -48,13 +48,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-# ours-side mmdet config for each solo_d2 head (ResNet-50 1x models); --mmdet-config overrides
-MMDET_CONFIG_FOR_HEAD = {
-    "SOLOHead": "solo/solo_r50_fpn_1x_coco.py",
-    "DecoupledSOLOHead": "solo/decoupled-solo_r50_fpn_1x_coco.py",
-    "DecoupledSOLOLightHead": "solo/decoupled-solo-light_r50_fpn_3x_coco.py",
-    "SOLOV2Head": "solov2/solov2_r50_fpn_1x_coco.py",
-}
 # median mask logit a calibrated random model is given: SOLO masks are sigmoid(x) (0.5 at 0);
 # decoupled masks are sigmoid(x) * sigmoid(y) (0.5 at logit(sqrt(0.5)) = 0.881 each)
 MASK_LOGIT_TARGET = {"SOLOHead": 0.0, "DecoupledSOLOHead": 0.881, "DecoupledSOLOLightHead": 0.881}
@@ -193,8 +186,7 @@ def build_ours(cfg, load_weights: bool = True):
 
 
 def _mmdet_harness():
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import mmdet_reference  # tests/ harness: mmdet with its compiled mmcv ops stubbed
+    from solo_d2.testing import mmdet_reference  # mmdet with its compiled mmcv ops stubbed
 
     if mmdet_reference.import_mmdet() is None:
         raise SystemExit("--vs-mmdet needs mmdet 3.3.0, mmengine and mmcv(-lite) installed")
@@ -204,13 +196,15 @@ def _mmdet_harness():
 def mmdet_config_path(cfg, explicit: Optional[str]) -> str:
     if explicit:
         return explicit
-    import mmdet
+    from solo_d2.checkpoint.mmdet import MMDET_HEADS, MMDetConversionError
 
     head = cfg.MODEL.SOLO.HEAD_NAME
-    if head not in MMDET_CONFIG_FOR_HEAD:
+    if head not in MMDET_HEADS:
         raise SystemExit(f"no default mmdet config for head {head!r}; pass --mmdet-config")
-    base = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs")
-    return os.path.join(base, MMDET_CONFIG_FOR_HEAD[head])
+    try:
+        return MMDET_HEADS[head].reference_config_path()
+    except MMDetConversionError as e:
+        raise SystemExit(f"--vs-mmdet: {e}")
 
 
 def build_mmdet(cfg, mmdet_config: str, seed: int = 0):
@@ -454,7 +448,7 @@ def run_alternating(fns: Dict[str, Callable[[], Dict[str, float]]], warmup: int,
 # candidate-count calibration (random weights)
 # ----------------------------------------------------------------------------------------
 def _head_view(model):
-    """Something with ``.mask_head`` (what tests/mmdet_reference.shift_head_biases expects)."""
+    """Something with ``.mask_head`` (what mmdet_reference.shift_head_biases expects)."""
     return model if hasattr(model, "mask_head") else types.SimpleNamespace(mask_head=model.head)
 
 

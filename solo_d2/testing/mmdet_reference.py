@@ -1,17 +1,40 @@
-"""Test harness around mmdet 3.3.0's SOLO (the reference): small models, saved checkpoints.
+"""The mmdet 3.3.0 reference harness: mmdet's SOLO importable without mmcv's compiled ops,
+small SOLO configs, mmdet models built, saved as mmdet saves them and run up to their head.
 
-Only tests import this. ``import_mmdet()`` returns None when mmdet is not importable, so that
-tests can ``pytest.skip``. Nothing here is copied from mmdet: it builds mmdet's own modules
-from config dicts and calls their public methods.
+The parity tests and ``tools/benchmark.py --vs-mmdet`` use it (as Detectron2 keeps
+``detectron2/utils/testing.py``); the model itself never does. ``import_mmdet()`` returns None
+when mmdet is not importable (:data:`import_error` then says why), so that callers can skip or
+refuse. Which heads exist, which mmdet detector each belongs to and which mmdet config it
+comes from is read from :data:`solo_d2.checkpoint.mmdet.MMDET_HEADS`. Nothing here is copied
+from mmdet: it builds mmdet's own modules from config dicts and calls their public methods.
 """
 import copy
-import os
+import logging
 import sys
 import types
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+
+from solo_d2.checkpoint.mmdet import MMDetHead, load_mmdet_config_file, mmdet_head
+
+__all__ = [
+    "MEAN",
+    "STD",
+    "NUM_GRIDS",
+    "NUM_CLASSES",
+    "SOLOV2_VARIANTS",
+    "import_mmdet",
+    "import_error",
+    "small_solo_config",
+    "config_text",
+    "build_mmdet_model",
+    "shift_head_biases",
+    "save_mmdet_checkpoint",
+    "mmdet_head_forward",
+    "gt_instance_data",
+]
 
 MEAN = [123.675, 116.28, 103.53]
 STD = [58.395, 57.12, 57.375]
@@ -19,6 +42,8 @@ NUM_GRIDS = [12, 10, 8, 6, 4]
 NUM_CLASSES = 4
 
 _MMDET = None
+# why the last import_mmdet() returned None ("" while it has not failed)
+import_error: str = ""
 
 
 def _stub_mmcv_compiled_ops() -> None:
@@ -44,19 +69,23 @@ def _stub_mmcv_compiled_ops() -> None:
 
 
 def import_mmdet():
-    """Import mmdet (compiled mmcv ops stubbed); None when mmdet/mmcv/mmengine are not installed."""
-    global _MMDET
+    """Import mmdet (compiled mmcv ops stubbed) and register its modules; mmdet's model
+    registry, or None when mmdet/mmcv/mmengine are not importable (:data:`import_error` then
+    holds the ImportError's message)."""
+    global _MMDET, import_error
     if _MMDET is not None:
         return _MMDET
     try:
         import mmcv  # noqa: F401
         import mmengine  # noqa: F401
-    except ImportError:
+    except ImportError as e:
+        import_error = str(e)
         return None
     _stub_mmcv_compiled_ops()
     try:
         import mmdet  # noqa: F401
-    except ImportError:
+    except ImportError as e:
+        import_error = str(e)
         return None
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -68,7 +97,7 @@ def import_mmdet():
 
 # SOLOv2 variants, scaled down from mmdet's solov2_r50_fpn (feat 512, 4 stacked convs, mask
 # features 128 -> 256) and solov2-light (feat 256, 2 stacked convs, mask features 128 -> 128,
-# larger scale ranges) by the same ratios.
+# larger scale ranges) by the same ratios. A variant is named "<head>" or "<head>-<variant>".
 SOLOV2_VARIANTS = {
     "SOLOV2Head": dict(stacked_convs=3, feat_channels=64,
                        mask_feature_head=dict(feat_channels=32, out_channels=64)),
@@ -79,16 +108,40 @@ SOLOV2_VARIANTS = {
 }
 
 
+def _described_head(head_type: str) -> Tuple[MMDetHead, Optional[Dict[str, Any]]]:
+    """The MMDET_HEADS description of ``head_type`` ("<head>" or "<head>-<variant>") and, for
+    a SOLOv2 head, its scaled-down settings from :data:`SOLOV2_VARIANTS`."""
+    head = mmdet_head(head_type.split("-", 1)[0])
+    if head.detector != "SOLOv2":
+        if head_type != head.name:
+            raise ValueError(f"no small variant {head_type!r} of {head.name}; only SOLOv2 "
+                             f"heads have variants ({sorted(SOLOV2_VARIANTS)})")
+        return head, None
+    if head_type not in SOLOV2_VARIANTS:
+        raise ValueError(f"no small SOLOv2 variant {head_type!r}; known: "
+                         f"{sorted(SOLOV2_VARIANTS)}")
+    return head, copy.deepcopy(SOLOV2_VARIANTS[head_type])
+
+
+def _reference_losses(head: MMDetHead) -> Dict[str, Any]:
+    """``loss_mask`` and ``loss_cls`` of the head's mmdet reference config (e.g. the decoupled
+    heads' dice loss takes probabilities: ``activate=False``)."""
+    mask_head = load_mmdet_config_file(head.reference_config_path())["model"]["mask_head"]
+    return {k: copy.deepcopy(mask_head[k]) for k in ("loss_mask", "loss_cls")}
+
+
 def small_solo_config(head_type: str = "SOLOHead", mmdet2: bool = False) -> Dict[str, Any]:
     """A full mmdet-style config (as top-level variables) of a small SOLO model.
 
-    ResNet-18 + FPN(64) + head with 64 channels, 2 stacked convs, 5 small grids, 4 classes.
-    ``mmdet2=True`` gives a 2.x-style config (img_norm_cfg, data.test with MultiScaleFlipAug).
-    ``head_type`` is an mmdet head type or a key of :data:`SOLOV2_VARIANTS` (model SOLOv2).
+    ResNet-18 + FPN(64) + head with 64 channels, 2 stacked convs, 5 small grids, 4 classes;
+    the detector type and the losses are those of the head's mmdet reference config
+    (:data:`~solo_d2.checkpoint.mmdet.MMDET_HEADS`). ``mmdet2=True`` gives a 2.x-style
+    config (img_norm_cfg, data.test with MultiScaleFlipAug). ``head_type`` is a name in
+    MMDET_HEADS or, for SOLOv2, a key of :data:`SOLOV2_VARIANTS`.
     """
-    v2 = SOLOV2_VARIANTS.get(head_type)
+    described, v2 = _described_head(head_type)
     head = dict(
-        type="SOLOV2Head" if v2 else head_type,
+        type=described.name,
         num_classes=NUM_CLASSES,
         in_channels=64,
         stacked_convs=2,
@@ -98,19 +151,16 @@ def small_solo_config(head_type: str = "SOLOHead", mmdet2: bool = False) -> Dict
         pos_scale=0.2,
         num_grids=list(NUM_GRIDS),
         cls_down_index=0,
-        loss_mask=dict(type="DiceLoss", use_sigmoid=True, loss_weight=3.0,
-                       **({} if head_type == "SOLOHead" or v2 else {"activate": False})),
-        loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+        **_reference_losses(described),
         norm_cfg=dict(type="GN", num_groups=32, requires_grad=True),
     )
     if v2:
-        v2 = copy.deepcopy(v2)
         mf = dict(feat_channels=32, start_level=0, end_level=3, out_channels=64, mask_stride=4,
                   norm_cfg=dict(type="GN", num_groups=32, requires_grad=True))
         mf.update(v2.pop("mask_feature_head"))
         head.update(v2, mask_feature_head=mf)
     model = dict(
-        type="SOLOv2" if v2 is not None else "SOLO",
+        type=described.detector,
         backbone=dict(
             type="ResNet", depth=18, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
             norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True, style="pytorch",
@@ -166,8 +216,6 @@ def build_mmdet_model(cfg: Dict[str, Any], seed: int = 0) -> torch.nn.Module:
 
     The backbone is put in eval mode (norm_eval), the model's head stays in the mode set later.
     """
-    import logging
-
     MODELS = import_mmdet()
     from mmengine.logging import MMLogger
 

@@ -4,18 +4,17 @@ import os
 import sys
 
 import pytest
-import mmdet_reference as R  # noqa: E402  (tests/ helper)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, require_mmdet
+from solo_d2.testing import full_mask_logits
+
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import benchmark  # noqa: E402
-from solo_d2.testing import full_mask_logits  # noqa: E402
 
 
 def _write_tiny_configs(tmp, head_type: str):
     """A tiny mmdet config of ``head_type`` and its solo_d2 yaml; (tmp, yaml, mmdet .py)."""
-    if R.import_mmdet() is None:
-        pytest.skip("mmdet not installed")
+    R = require_mmdet()
     from solo_d2.checkpoint.mmdet import mmdet_config_to_d2
 
     mm_cfg = R.small_solo_config(head_type)
