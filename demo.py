@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Run a SOLO-family model on images and save the predictions drawn on them.
+r"""Run a SOLO-family model on images and save the predictions drawn on them.
 
     python demo.py --config-file configs/quick_schedules/SOLO_R18_shapes.yaml \
         --input img1.png "more/*.jpg" --output vis/ \
         --opts MODEL.WEIGHTS output/quick_schedules/SOLO_R18_shapes/model_final.pth
 
-Writes ``<output>/<input name>.png`` for every input: the image with the instance masks, class
-names and scores of the predictions whose score is at least --confidence-threshold. An input
-that cannot be read is reported with its path and skipped; the exit status is then 1.
-Class names come from the metadata of ``cfg.DATASETS.TEST[0]`` (when the config names one).
+    python demo.py --config-file CFG --video-input clip.mp4 --output vis/ MODEL.WEIGHTS W
+
+Writes <output>/<input name>.png for every input: the image with the instance masks, class
+names and scores of the predictions whose score is at least --confidence-threshold (a video
+becomes <output>/<video name>.mp4). An input that cannot be read is reported with its path and
+skipped; the exit status is then 1. Class names are those the checkpoint carries (converted
+mmdet checkpoints), else those of DATASETS.TEST[0]. Without MODEL.WEIGHTS the model is
+untrained, and the demo says so.
 """
 import argparse
 import glob
@@ -20,14 +24,16 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
-from detectron2.engine import DefaultPredictor
+from detectron2.data.catalog import Metadata
 from detectron2.utils.logger import setup_logger
+from detectron2.utils.video_visualizer import VideoVisualizer
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 import solo_d2  # noqa: F401  registers the SOLO meta-architecture, heads and datasets
-from solo_d2 import add_solo_config
+from solo_d2 import SOLOPredictor, get_solo_cfg
+from solo_d2.cli import readable_file, tool_parser
 from solo_d2.data import ImageReadError, read_image
 
 logger = logging.getLogger("solo_d2.demo")
@@ -35,33 +41,32 @@ logger = logging.getLogger("solo_d2.demo")
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
     """Config from --config-file and the trailing options, frozen."""
-    cfg = get_cfg()
-    add_solo_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
-    return cfg
+    return get_solo_cfg(args.config_file, args.opts)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="SOLO demo: draw predicted instances on images")
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="path to a config yaml")
-    parser.add_argument(
+    parser = tool_parser(__doc__)
+    parser.add_argument("--config-file", required=True, metavar="FILE", type=readable_file,
+                        help="path to a config yaml")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--input",
         nargs="+",
-        required=True,
         help="image files or glob patterns (quote them), e.g. 'imgs/*.jpg'",
     )
+    source.add_argument("--video-input", metavar="FILE", type=readable_file,
+                        help="a video file: every frame is predicted and drawn")
     parser.add_argument(
         "--output",
         required=True,
-        help="folder for the visualisations (created if missing); one PNG per input",
+        help="folder for the visualisations (created if missing): one PNG per image, "
+        "<video name>.mp4 for a video",
     )
     parser.add_argument(
         "--confidence-threshold",
         type=float,
         default=0.3,
-        help="draw only instances with a score at least this high (default 0.3)",
+        help="draw only instances with a score at least this high",
     )
     parser.add_argument(
         "--opts",
@@ -111,7 +116,7 @@ def output_path(output_dir: str, input_path: str, used: set) -> str:
 
 
 def visualize(
-    predictor: DefaultPredictor, image_bgr: np.ndarray, metadata, threshold: float
+    predictor: SOLOPredictor, image_bgr: np.ndarray, metadata, threshold: float
 ) -> Tuple[np.ndarray, int]:
     """Predict on one BGR image; return the drawing (RGB uint8, the image's size) and the
     number of instances drawn."""
@@ -121,28 +126,18 @@ def visualize(
     return vis.draw_instance_predictions(instances).get_image(), len(instances)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = get_parser()
-    args = parser.parse_args(argv)
-    args.opts = list(args.trailing_opts) + list(args.opts)
-    # Bad arguments end with "demo.py: error: ..." and exit status 2, before any model is built.
-    if not os.path.isfile(args.config_file):
-        parser.error(f"--config-file {args.config_file!r} does not exist")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        parser.error(
-            f"--output {args.output!r} is an existing file; it must be a folder (one PNG per input)"
-        )
-    if not 0.0 <= args.confidence_threshold <= 1.0:
-        parser.error(f"--confidence-threshold must be in [0, 1], got {args.confidence_threshold}")
-    try:
-        inputs = expand_inputs(args.input)
-    except FileNotFoundError as e:
-        parser.error(str(e))
-    setup_logger(name="solo_d2")
-    cfg = setup_cfg(args)
-    metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if len(cfg.DATASETS.TEST) else "__unused")
-    predictor = DefaultPredictor(cfg)  # reads BGR, converts to cfg.INPUT.FORMAT itself
-    os.makedirs(args.output, exist_ok=True)
+def demo_metadata(cfg: CfgNode, predictor: SOLOPredictor) -> Metadata:
+    """Class names for drawing: those the checkpoint carries (a converted mmdet checkpoint),
+    else those of ``cfg.DATASETS.TEST[0]``."""
+    if predictor.thing_classes is not None:
+        return Metadata(name="solo_d2_demo_checkpoint", thing_classes=predictor.thing_classes)
+    return MetadataCatalog.get(cfg.DATASETS.TEST[0] if len(cfg.DATASETS.TEST) else "__unused")
+
+
+def run_images(args, predictor: SOLOPredictor, metadata) -> int:
+    """Draw every image input into args.output; unreadable ones are reported and skipped.
+    Returns the exit status: 1 when an input could not be read."""
+    inputs = expand_inputs(args.input)
     used: set = set()
     failed = 0
     for path in inputs:
@@ -163,6 +158,72 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if failed:
         logger.error(f"{failed} of {len(inputs)} inputs could not be read")
     return 1 if failed else 0
+
+
+def run_video(args, predictor: SOLOPredictor, metadata) -> int:
+    """Draw every frame of args.video_input into ``<output>/<video name>.mp4`` (as
+    Detectron2's demo does). Returns 1 when the video cannot be read."""
+    video = cv2.VideoCapture(args.video_input)
+    if not video.isOpened():
+        logger.error(f"cannot read video {args.video_input!r}")
+        return 1
+    fps = video.get(cv2.CAP_PROP_FPS) or 25.0
+    out_path = output_path(args.output, args.video_input, set())[: -len(".png")] + ".mp4"
+    writer, frames = None, 0
+    visualizer = VideoVisualizer(metadata, ColorMode.IMAGE)
+    start = time.perf_counter()
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            break
+        instances = predictor(frame)["instances"].to("cpu")
+        instances = instances[instances.scores >= args.confidence_threshold]
+        drawing = visualizer.draw_instance_predictions(frame[:, :, ::-1], instances).get_image()
+        if writer is None:
+            h, w = drawing.shape[:2]
+            writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        writer.write(np.ascontiguousarray(drawing[:, :, ::-1]))
+        frames += 1
+    video.release()
+    if writer is None:
+        logger.error(f"video {args.video_input!r} has no readable frame")
+        return 1
+    writer.release()
+    logger.info(f"{args.video_input}: {frames} frames in {time.perf_counter() - start:.1f}s "
+                f"-> {out_path}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    args.opts = list(args.trailing_opts) + list(args.opts)
+    # Bad arguments end with "demo.py: error: ..." and exit status 2, before any model is built.
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(
+            f"--output {args.output!r} is an existing file; it must be a folder"
+        )
+    if not 0.0 <= args.confidence_threshold <= 1.0:
+        parser.error(f"--confidence-threshold must be in [0, 1], got {args.confidence_threshold}")
+    if args.input is not None:
+        try:
+            expand_inputs(args.input)
+        except FileNotFoundError as e:
+            parser.error(str(e))
+    setup_logger(name="solo_d2")
+    cfg = setup_cfg(args)
+    if not cfg.MODEL.WEIGHTS:
+        logger.warning(
+            "MODEL.WEIGHTS is empty: this model is UNTRAINED (random weights) and its "
+            "predictions mean nothing. Give a trained checkpoint: MODEL.WEIGHTS "
+            "output/.../model_final.pth"
+        )
+    predictor = SOLOPredictor(cfg)  # reads BGR, converts to cfg.INPUT.FORMAT itself
+    metadata = demo_metadata(cfg, predictor)
+    os.makedirs(args.output, exist_ok=True)
+    if args.video_input is not None:
+        return run_video(args, predictor, metadata)
+    return run_images(args, predictor, metadata)
 
 
 if __name__ == "__main__":

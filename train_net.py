@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train and evaluate SOLO-family models with Detectron2 (solo_d2's SOLOTrainer).
+r"""Train and evaluate SOLO-family models with Detectron2 (solo_d2's SOLOTrainer).
 
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --num-gpus 8
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --eval-only MODEL.WEIGHTS out/model_final.pth
@@ -8,11 +8,15 @@
 (GLOO) with MODEL.DEVICE cpu. --num-machines, --machine-rank and --dist-url work as in
 Detectron2's tools/train_net.py.
 """
+import argparse
+import os
+
 import detectron2.utils.comm as comm
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 
 from solo_d2.checkpoint import SOLOCheckpointer
+from solo_d2.cli import HelpFormatter
 from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch
 
 
@@ -38,8 +42,25 @@ def main(args):
     return trainer.train()
 
 
+def get_parser() -> argparse.ArgumentParser:
+    """Detectron2's train_net arguments, with this script's description and the defaults shown."""
+    parser = default_argument_parser()
+    parser.description = __doc__
+    parser.formatter_class = HelpFormatter
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The arguments; a missing --config-file is one "error:" line (exit status 2)."""
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.config_file):
+        parser.error(f"--config-file {args.config_file!r} does not exist (or is not a file)")
+    return args
+
+
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = parse_args()
     print("Command Line Args:", args)
     launch(
         main,

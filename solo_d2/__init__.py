@@ -6,7 +6,17 @@ built-in datasets with Detectron2's registries.
 from .config import add_solo_config
 from .modeling import SOLO, SOLO_HEAD_REGISTRY
 from . import data  # noqa: F401  registers the built-in datasets
-from .engine import SOLOTrainer, get_solo_cfg, launch
+from . import model_zoo
+from .engine import SOLOPredictor, SOLOTrainer, get_solo_cfg, launch
 
-__all__ = ["add_solo_config", "SOLO", "SOLO_HEAD_REGISTRY", "SOLOTrainer", "get_solo_cfg", "launch"]
+__all__ = [
+    "add_solo_config",
+    "SOLO",
+    "SOLO_HEAD_REGISTRY",
+    "SOLOPredictor",
+    "SOLOTrainer",
+    "get_solo_cfg",
+    "launch",
+    "model_zoo",
+]
 __version__ = "0.1.0"

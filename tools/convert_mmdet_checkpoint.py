@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Convert an mmdetection (2.x or 3.x) SOLO / Decoupled SOLO / SOLOv2 checkpoint to solo_d2.
+r"""Convert an mmdetection (2.x or 3.x) SOLO / Decoupled SOLO / SOLOv2 checkpoint to solo_d2.
 
     python tools/convert_mmdet_checkpoint.py solo_r50_fpn_1x_coco.pth solo_r50_1x.pth \
         --config-out solo_r50_1x.yaml [--mmdet-config solo_r50_fpn_1x_coco.py]
@@ -13,13 +13,13 @@ read from the checkpoint (meta["cfg"] / meta["config"]) or --mmdet-config, with 
 (tensors and plain data; other objects stay inert stand-ins) unless --trusted says the file
 comes from a source you trust. Every failure is one ``error:`` line and exit status 1.
 """
-import argparse
 import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from solo_d2.cli import tool_parser  # noqa: E402
 from solo_d2.checkpoint.mmdet import (  # noqa: E402
     MMDetConversionError,
     convert_mmdet_checkpoint,
@@ -29,11 +29,11 @@ from solo_d2.checkpoint.mmdet import (  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p = tool_parser(__doc__)
     p.add_argument("src", help="mmdet checkpoint (.pth)")
     p.add_argument("dst", help="output solo_d2 checkpoint (.pth)")
-    p.add_argument("--config-out", help="output Detectron2 yaml (default: DST with .yaml)")
-    p.add_argument("--mmdet-config", help="mmdet .py config (default: the one in the checkpoint)")
+    p.add_argument("--config-out", help="output Detectron2 yaml (None: DST with .yaml)")
+    p.add_argument("--mmdet-config", help="mmdet .py config (None: the one in the checkpoint)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip building the model to check the converted keys and shapes")
     p.add_argument("--trusted", action="store_true",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Convert a torchvision ImageNet ResNet (e.g. resnet50-0676ba61.pth) to Detectron2's format.
+r"""Convert a torchvision ImageNet ResNet (e.g. resnet50-0676ba61.pth) to Detectron2's format.
 
     python tools/convert_torchvision_backbone.py resnet50-0676ba61.pth pretrained/R-50-tv.pkl
 
@@ -8,19 +8,19 @@ MODEL.WEIGHTS (the .pkl extension matters: DetectionCheckpointer reads it as a m
 and matches the names by heuristics). Set MODEL.RESNETS.STRIDE_IN_1X1 False for it
 (configs/Base-SOLO.yaml does).
 """
-import argparse
 import os
 import sys
 
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from solo_d2.cli import tool_parser  # noqa: E402
 from solo_d2.checkpoint.safe_load import CheckpointReadError, load_torch_file  # noqa: E402
 from solo_d2.checkpoint.torchvision import convert_torchvision_resnet, save_d2_pickle  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p = tool_parser(__doc__)
     p.add_argument("src", help="torchvision ResNet state dict (.pth)")
     p.add_argument("dst", help="output Detectron2 pickle (.pkl)")
     args = p.parse_args(argv)

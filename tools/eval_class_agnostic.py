@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""COCO AP of saved predictions, per class (as COCOEvaluator) and class-agnostic.
+r"""COCO AP of saved predictions, per class (as COCOEvaluator) and class-agnostic.
 
     python tools/eval_class_agnostic.py \
         ~/.cache/solo_d2/datasets/solo_shapes/val/annotations.json \
@@ -11,8 +11,9 @@ matches every prediction to every ground-truth instance whatever the classes. Th
 the two is the AP lost to wrong classes; what the agnostic AP still misses is lost to masks
 (missed, badly localised or duplicated instances).
 """
-import argparse
 import contextlib
+import os
+import sys
 import copy
 import io
 import json
@@ -20,6 +21,9 @@ from typing import Dict, List
 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from solo_d2.cli import readable_file, tool_parser  # noqa: E402
 
 METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
 
@@ -53,16 +57,20 @@ def evaluate(gt: COCO, results: List[dict], iou_type: str = "segm") -> Dict[str,
 
 
 def main(argv=None) -> Dict[str, Dict[str, float]]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("gt", help="COCO annotations json of the evaluated split")
-    p.add_argument("results", help="coco_instances_results.json written by COCOEvaluator")
-    p.add_argument("--iou-type", default="segm", choices=["segm", "bbox"])
+    p = tool_parser(__doc__)
+    p.add_argument("gt", type=readable_file, help="COCO annotations json of the evaluated split")
+    p.add_argument("results", type=readable_file,
+                   help="coco_instances_results.json written by COCOEvaluator")
+    p.add_argument("--iou-type", default="segm", choices=["segm", "bbox"], help="what to score")
     args = p.parse_args(argv)
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(args.gt)
-    with open(args.results) as f:
-        results = json.load(f)
-    res = evaluate(gt, results, args.iou_type)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO(args.gt)
+        with open(args.results) as f:
+            results = json.load(f)
+        res = evaluate(gt, results, args.iou_type)
+    except (ValueError, KeyError, TypeError) as e:  # not COCO json (JSONDecodeError included)
+        p.error(f"{args.gt} / {args.results}: {type(e).__name__}: {e}")
     print(f"| {args.iou_type} | " + " | ".join(METRICS) + " |")
     print("|---" * (len(METRICS) + 1) + "|")
     for name, vals in res.items():

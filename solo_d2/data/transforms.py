@@ -27,6 +27,7 @@ class CV2ResizeTransform(T.ResizeTransform):
         if img.dtype != np.uint8 or interp is not None:
             return super().apply_image(img, interp)
         assert img.shape[:2] == (self.h, self.w), (img.shape, (self.h, self.w))
+        img = np.ascontiguousarray(img)  # OpenCV refuses negative strides (a BGR->RGB view)
         out = cv2.resize(img, (self.new_w, self.new_h), interpolation=cv2.INTER_LINEAR)
         if img.ndim == 3 and out.ndim == 2:  # cv2 drops a single channel axis
             out = out[:, :, None]

@@ -1,6 +1,8 @@
-"""Training and launching: the SOLO trainer and a multi-process launch for CPUs and GPUs."""
+"""Training, evaluation and prediction: SOLOTrainer, SOLOPredictor, the COCO evaluator, and a
+multi-process launch for CPUs and GPUs."""
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model, launch
+from .predictor import SOLOPredictor
 from .trainer import SOLOTrainer, get_solo_cfg
 
-__all__ = ["SOLOCOCOEvaluator", "SOLOTrainer", "create_ddp_model", "get_solo_cfg", "launch"]
+__all__ = ["SOLOCOCOEvaluator", "SOLOPredictor", "SOLOTrainer", "create_ddp_model", "get_solo_cfg", "launch"]

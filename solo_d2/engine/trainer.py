@@ -51,6 +51,10 @@ class SOLOTrainer(DefaultTrainer):
     Detectron2's: ``trainer = SOLOTrainer(cfg); trainer.resume_or_load(resume); trainer.train()``.
     """
 
+    #: read by solo_d2.config_checks.check_trainer_honours_config: this trainer honours
+    #: SOLVER.OPTIMIZER, CLIP_TYPE "full_model", INPUT.RESIZE_BACKEND and the other SOLO keys
+    honours_solo_settings = True
+
     def __init__(self, cfg: CfgNode):
         # DefaultTrainer.__init__, with a DDP wrapper that accepts CPU models and our
         # checkpointer; the order of construction is Detectron2's.

@@ -9,7 +9,7 @@ from detectron2.structures import BitMasks, ImageList, Instances, PolygonMasks
 from detectron2.utils import comm
 from torch import Tensor, nn
 
-from ..config_checks import validate_solo_config
+from ..config_checks import check_trainer_honours_config, validate_solo_config
 from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
 from .losses import category_focal_loss, dice_loss
@@ -92,6 +92,7 @@ class SOLO(nn.Module):
         if not cfg.MODEL.MASK_ON:
             raise ValueError("SOLO predicts masks and trains on them: set MODEL.MASK_ON True")
         validate_solo_config(cfg)
+        check_trainer_honours_config(cfg)
         # Datasets whose class names are known before loading; SOLOTrainer checks the rest.
         check_dataset_classes([*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], cfg.MODEL.SOLO.NUM_CLASSES)
         backbone = build_backbone(cfg)

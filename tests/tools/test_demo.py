@@ -128,3 +128,57 @@ def _truncate(path):
     data = open(path, "rb").read()
     with open(path, "wb") as f:
         f.write(data[: len(data) // 2])
+
+
+def _run_demo_logged(argv):
+    records = _Records()
+    logging.getLogger("solo_d2.demo").addHandler(records)
+    try:
+        return demo.main(argv), records.messages
+    finally:
+        logging.getLogger("solo_d2.demo").removeHandler(records)
+
+
+def test_demo_says_loudly_when_the_model_is_untrained(tmp_path):
+    img = str(tmp_path / "a.png")
+    _write_image(img, 64, 80)
+    rc, messages = _run_demo_logged(["--config-file", BASE, "--input", img, "--output",
+                                     str(tmp_path / "vis"), "--opts", *TINY_OPTS])
+    assert rc == 0
+    assert any("MODEL.WEIGHTS is empty" in m and "UNTRAINED" in m for m in messages)
+
+
+def test_demo_draws_the_class_names_of_the_checkpoint(tmp_path):
+    cfg = demo.setup_cfg(demo.get_parser().parse_args(
+        ["--config-file", BASE, "--input", "x", "--output", "o", "--opts", *TINY_OPTS]))
+    model = demo.SOLOPredictor(cfg).model
+    names = [f"class_{i}" for i in range(6)]
+    weights = str(tmp_path / "converted.pth")
+    torch.save({"model": model.state_dict(), "thing_classes": names}, weights)
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS = weights
+    predictor = demo.SOLOPredictor(cfg)
+    assert demo.demo_metadata(cfg, predictor).thing_classes == names  # not solo_shapes_val's
+
+
+def test_demo_takes_a_video(tmp_path):
+    video = str(tmp_path / "clip.mp4")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 64))
+    for k in range(3):
+        frame = np.full((64, 96, 3), 40 * k, np.uint8)
+        cv2.circle(frame, (48, 32), 15, (20, 200, 20), -1)
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "vis"
+    rc, _ = _run_demo_logged(["--config-file", BASE, "--video-input", video, "--output",
+                              str(out), "--confidence-threshold", "0.0", "--opts", *TINY_OPTS])
+    assert rc == 0 and os.listdir(out) == ["clip.mp4"]
+    drawn = cv2.VideoCapture(str(out / "clip.mp4"))
+    frames = 0
+    while True:
+        ok, frame = drawn.read()
+        if not ok:
+            break
+        assert frame.shape == (64, 96, 3)
+        frames += 1
+    assert frames == 3
