@@ -1,4 +1,4 @@
-"""Smoke test of tools/benchmark.py on a tiny model (R18, FPN 64, small grids) vs mmdet."""
+"""tools/benchmark.py and solo_d2.benchmark on a tiny model (R18, FPN 64, small grids) vs mmdet."""
 import json
 import os
 import sys
@@ -6,6 +6,18 @@ import sys
 import pytest
 
 from conftest import ROOT, require_mmdet
+from solo_d2.benchmark import BenchmarkError
+from solo_d2.benchmark.calibration import (
+    DYNAMIC_KERNEL_ABS_LOGIT,
+    MASK_CALIBRATION,
+    adjust_masks,
+    calibrate,
+    mask_calibration,
+)
+from solo_d2.benchmark.inputs import make_image
+from solo_d2.benchmark.models import build_ours
+from solo_d2.benchmark.timing import saved_for_backward_mib
+from solo_d2.checkpoint.mmdet import MMDET_HEADS
 from solo_d2.testing import full_mask_logits
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -68,11 +80,11 @@ def test_saved_for_backward_counts_what_autograd_keeps():
     import torch
 
     x = torch.ones(1024, 256, requires_grad=True)  # 1 MiB of float32
-    assert benchmark.saved_for_backward_mib(lambda: x * 2.0) == 0  # a constant factor: nothing
-    assert benchmark.saved_for_backward_mib(lambda: x.exp()) == pytest.approx(1.0)  # its output
+    assert saved_for_backward_mib(lambda: x * 2.0) == 0  # a constant factor: nothing
+    assert saved_for_backward_mib(lambda: x.exp()) == pytest.approx(1.0)  # its output
     # x * y keeps both factors; x.sin() keeps x again, which is counted once
     y = torch.ones(1024, 256, requires_grad=True)
-    both = benchmark.saved_for_backward_mib(lambda: (x * y).sum() + x.sin().sum())
+    both = saved_for_backward_mib(lambda: (x * y).sum() + x.sin().sum())
     assert both == pytest.approx(2.0)
 
 
@@ -101,16 +113,15 @@ def test_solov2_calibration_sets_the_mask_logit_scale(tmp_path):
 
     _, yaml_path, _ = _write_tiny_configs(tmp_path, "SOLOV2Head")
     args = benchmark.get_parser().parse_args(["--config-file", yaml_path, "MODEL.WEIGHTS", ""])
-    model = benchmark.build_ours(benchmark.setup_cfg(args), load_weights=False)
-    img = benchmark.make_image(64, 96)
-    _, _, (kind, gain) = benchmark.calibrate(model, img, {})
+    model = build_ours(benchmark.setup_cfg(args), load_weights=False)
+    img = make_image(64, 96)
+    _, _, (kind, gain) = calibrate(model, img, {})
     assert kind == "kernel_gain"
-    benchmark.adjust_masks(model, kind, gain)
+    adjust_masks(model, kind, gain)
     with torch.no_grad():
-        feats = model.backbone(model.preprocess_image([{"image": img}]).tensor)
-        cls_logits, mask_inputs = model.head([feats[f] for f in model.head_in_features])
+        _, cls_logits, mask_inputs = model.forward_head([{"image": img}])
         logits = full_mask_logits(model.head, mask_inputs, len(cls_logits) - 1)
-    target = benchmark.DYNAMIC_KERNEL_ABS_LOGIT
+    target = DYNAMIC_KERNEL_ABS_LOGIT
     assert float(logits.abs().median()) == pytest.approx(target, rel=1e-4)
 
 
@@ -149,3 +160,15 @@ def test_vs_opts_measures_an_ablation_of_ours(tiny_configs, capsys):
         "MODEL.WEIGHTS", ""])
     out = benchmark.mem_worker(args, benchmark.setup_cfg(args))
     assert out["side"] == "alt" and out["rss_peak_mib"] > 0
+
+
+def test_mask_calibration_covers_the_described_heads():
+    """The benchmark's per-head calibration is keyed by the heads of MMDET_HEADS, each with a
+    known kind; a head without one is refused by name (never a silent default)."""
+    assert list(MASK_CALIBRATION) == list(MMDET_HEADS)
+    for name, head in MMDET_HEADS.items():
+        kind, _ = mask_calibration(name)
+        assert kind == ("kernel_gain" if head.detector == "SOLOv2" else "bias_shift")
+    assert mask_calibration("SOLOV2Head") == ("kernel_gain", DYNAMIC_KERNEL_ABS_LOGIT)
+    with pytest.raises(BenchmarkError, match="'SOLOV3Head'.*MASK_CALIBRATION"):
+        mask_calibration("SOLOV3Head")

@@ -1,0 +1,119 @@
+"""The models a benchmark compares: ours from a config, mmdet 3.3.0's reference from an mmdet
+config (random init), the two with identical weights, and "alt" (ours with overrides).
+
+Which mmdet config a head is compared with comes from
+:data:`solo_d2.checkpoint.mmdet.MMDET_HEADS` (each head's ``reference_config``).
+"""
+import shlex
+import types
+from typing import Optional, Tuple
+
+from detectron2.config import CfgNode
+from torch import nn
+
+from solo_d2.checkpoint.mmdet import (
+    MMDET_HEADS,
+    MMDetConversionError,
+    convert_state_dict,
+    load_mmdet_config_file,
+    mmdet_config_to_d2,
+)
+
+from .errors import BenchmarkError
+
+__all__ = [
+    "SIDES",
+    "alt_cfg",
+    "build_ours",
+    "mmdet_harness",
+    "mmdet_config_path",
+    "build_mmdet",
+    "build_pair",
+    "build_side",
+]
+
+# the models a benchmark can measure: ours, mmdet's reference, ours with --vs-opts overrides
+SIDES = ("ours", "mmdet", "alt")
+
+
+def alt_cfg(cfg: CfgNode, vs_opts: str) -> CfgNode:
+    """``cfg`` with the overrides ``vs_opts`` ("KEY VALUE ..." in one string) applied (a copy)."""
+    alt = cfg.clone()
+    alt.defrost()
+    alt.merge_from_list(shlex.split(vs_opts))
+    alt.freeze()
+    return alt
+
+
+def build_ours(cfg: CfgNode, load_weights: bool = True) -> nn.Module:
+    """solo_d2's model in eval mode, with ``cfg.MODEL.WEIGHTS`` loaded when set and asked for."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    model = build_model(cfg)
+    if load_weights and cfg.MODEL.WEIGHTS:
+        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    model.eval()
+    return model
+
+
+def mmdet_harness() -> types.ModuleType:
+    """:mod:`solo_d2.testing.mmdet_reference` with mmdet imported (compiled mmcv ops stubbed)."""
+    from solo_d2.testing import mmdet_reference
+
+    if mmdet_reference.import_mmdet() is None:
+        raise BenchmarkError("--vs-mmdet needs mmdet 3.3.0, mmengine and mmcv(-lite) installed")
+    return mmdet_reference
+
+
+def mmdet_config_path(cfg: CfgNode, explicit: Optional[str]) -> str:
+    """``explicit``, else the mmdet reference config of ``cfg.MODEL.SOLO.HEAD_NAME``
+    (MMDET_HEADS, in the installed mmdet's ``.mim/configs``)."""
+    if explicit:
+        return explicit
+    head = cfg.MODEL.SOLO.HEAD_NAME
+    if head not in MMDET_HEADS:
+        raise BenchmarkError(f"no default mmdet config for head {head!r}; pass --mmdet-config")
+    try:
+        return MMDET_HEADS[head].reference_config_path()
+    except MMDetConversionError as e:
+        raise BenchmarkError(f"--vs-mmdet: {e}") from None
+
+
+def build_mmdet(cfg: CfgNode, mmdet_config: str, seed: int = 0) -> Tuple[nn.Module, dict]:
+    """mmdet's model (random init, no pretrained download, ``cfg``'s class count) on
+    ``cfg.MODEL.DEVICE``, and its mmdet config dict."""
+    harness = mmdet_harness()
+    mm_cfg = load_mmdet_config_file(mmdet_config)
+    mm_cfg["model"]["backbone"]["init_cfg"] = None
+    mm_cfg["model"]["mask_head"]["num_classes"] = cfg.MODEL.SOLO.NUM_CLASSES
+    model = harness.build_mmdet_model(mm_cfg, seed=seed)
+    return model.to(cfg.MODEL.DEVICE), mm_cfg
+
+
+def build_pair(cfg: CfgNode, mmdet_config: str, seed: int = 0) -> Tuple[nn.Module, nn.Module]:
+    """(ours, theirs) with identical weights: mmdet's random init converted into ours by
+    solo_d2's converter; both in eval mode."""
+    mm, mm_cfg = build_mmdet(cfg, mmdet_config, seed)
+    _, stages = mmdet_config_to_d2(mm_cfg, mmdet_config)
+    sd = convert_state_dict(mm.state_dict(), mm_cfg["model"]["mask_head"]["type"], stages)
+    ours = build_ours(cfg, load_weights=False)
+    missing, unexpected = ours.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if k not in ("pixel_mean", "pixel_std")]
+    if missing or unexpected:
+        raise BenchmarkError(f"converted mmdet weights do not fit {cfg.MODEL.SOLO.HEAD_NAME}: "
+                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return ours.eval(), mm.eval()
+
+
+def build_side(
+    cfg: CfgNode, side: str, mmdet_config: Optional[str], vs_opts: str = "", seed: int = 0
+) -> nn.Module:
+    """One model on its own (as a fresh memory-measuring process builds it): ``side`` "ours"
+    and "alt" (``cfg`` with ``vs_opts``) load ``cfg.MODEL.WEIGHTS``; "mmdet" is its random
+    init from ``mmdet_config`` (default: the head's reference config)."""
+    if side not in SIDES:
+        raise BenchmarkError(f"unknown model {side!r}; expected one of {SIDES}")
+    if side == "mmdet":
+        return build_mmdet(cfg, mmdet_config_path(cfg, mmdet_config), seed)[0]
+    return build_ours(alt_cfg(cfg, vs_opts) if side == "alt" else cfg, load_weights=True)
