@@ -11,22 +11,17 @@ from detectron2.data import MetadataCatalog
 from detectron2.structures import Boxes, Instances
 
 from conftest import ROOT
+from conftest import TINY_OPTS as CONFTEST_TINY_OPTS
 
 sys.path.insert(0, ROOT)
 import demo  # noqa: E402
 
 BASE = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
-# The tiny R18 model of conftest.tiny_cfg, random init, on the CPU.
+# conftest's tiny model (random init, on the CPU) with the 6 classes of solo_shapes_val
 TINY_OPTS = [
-    "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEPTH", "18",
-    "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.RESNETS.NORM", "FrozenBN",
-    "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.SOLO.FEAT_CHANNELS", "32",
-    "MODEL.SOLO.STACKED_CONVS", "2", "MODEL.SOLO.NUM_CLASSES", "6",
-    "MODEL.SOLO.NUM_GRIDS", "[12, 10, 8, 6, 4]",
-    "MODEL.SOLO.SCALE_RANGES", "[[1, 32], [16, 64], [32, 128], [64, 256], [128, 512]]",
+    *CONFTEST_TINY_OPTS, "MODEL.SOLO.NUM_CLASSES", "6",
     # every cell a candidate, so that the random model's predictions go through drawing too
     "MODEL.SOLO.TEST.SCORE_THRESH", "0.0", "MODEL.SOLO.TEST.NMS_PRE", "50",
-    "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256",
     "DATASETS.TRAIN", "()", "DATASETS.TEST", "('solo_shapes_val',)",
 ]
 

@@ -27,7 +27,7 @@ from solo_d2.checkpoint import (
     verify_loadable,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT  # noqa: E402
 
 
 def _tool(name: str):
