@@ -117,7 +117,7 @@ def verify_loadable(cfg: "CfgNode", model_state: Dict[str, torch.Tensor]) -> Non
     no missing or unexpected keys and equal shapes."""
     from detectron2.modeling import build_model
 
-    import solo_d2  # noqa: F401  registers SOLO
+    from ...modeling import SOLO  # noqa: F401  registers the meta-architecture
 
     cfg = cfg.clone()
     cfg.defrost()
