@@ -165,3 +165,33 @@ def test_distributed_evaluation_matches_one_process(corpus, one_process_run, tmp
             q["image_id"], q["category_id"], q["segmentation"]
         )
         assert p["score"] == pytest.approx(q["score"], abs=1e-6)
+
+
+def test_leaving_releases_every_process_group(tmp_path):
+    """A GLOO group still alive when a worker's interpreter exits can abort it (SIGABRT);
+    Detectron2's comm caches the local group and the gather group, so leaving must drop them."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+    from detectron2.utils import comm
+
+    from solo_d2.engine.launch import _leave_process_group
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", world_size=1, rank=0
+    )
+    try:
+        comm.create_local_process_group(1)
+        groups = [weakref.ref(comm.get_local_process_group()),
+                  weakref.ref(comm._get_global_gloo_group())]
+        _leave_process_group()
+        gc.collect()
+        assert not dist.is_initialized() and comm._LOCAL_PROCESS_GROUP is None
+        assert [g() for g in groups] == [None, None]
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        comm._LOCAL_PROCESS_GROUP = None
+        comm.create_local_process_group.cache_clear()
+        comm._get_global_gloo_group.cache_clear()
