@@ -1,7 +1,13 @@
 """Data: the SOLO dataset mapper, image reading, class-count checks and the built-in datasets.
 Importing this package registers ``solo_shapes_train`` and ``solo_shapes_val`` (generated
 lazily, on first ``DatasetCatalog.get``)."""
-from .builtin import datasets_root, ensure_solo_shapes, get_solo_shapes_meta, register_solo_shapes
+from .builtin import (
+    BUILTIN_SHAPES,
+    datasets_root,
+    ensure_solo_shapes,
+    get_solo_shapes_meta,
+    register_solo_shapes,
+)
 from .cfg_datasets import register_cfg_datasets
 from .class_checks import check_dataset_classes
 from .image_io import ImageReadError, read_image
@@ -10,6 +16,7 @@ from .shapes import CLASSES as SHAPES_CLASSES
 from .shapes import ShapesConfig
 
 __all__ = [
+    "BUILTIN_SHAPES",
     "ImageReadError",
     "SOLODatasetMapper",
     "check_dataset_classes",
@@ -23,4 +30,4 @@ __all__ = [
     "register_solo_shapes",
 ]
 
-register_solo_shapes()
+register_solo_shapes(**BUILTIN_SHAPES)

@@ -1,11 +1,12 @@
 """Registration of the built-in ``solo_shapes`` datasets with Detectron2's catalogs.
 
 ``import solo_d2`` registers ``solo_shapes_train`` (2000 images) and ``solo_shapes_val``
-(200 images). Nothing is generated at import time: the first ``DatasetCatalog.get(name)``
-generates the split (a few tens of seconds, with a progress bar) into the cache and later
-calls only verify it. The cache root is, in order of precedence, the ``root`` argument of
-:func:`register_solo_shapes`, ``$SOLO_D2_DATASETS``, ``$XDG_CACHE_HOME/solo_d2/datasets``,
-``~/.cache/solo_d2/datasets``; splits live in ``<root>/solo_shapes/{train,val}``.
+(200 images), generated with :data:`BUILTIN_SHAPES`. Nothing is generated at import time:
+the first ``DatasetCatalog.get(name)`` generates the split (a few tens of seconds, with a
+progress bar) into the cache and later calls only verify it. The cache root is, in order of
+precedence, the ``root`` argument of :func:`register_solo_shapes`, ``$SOLO_D2_DATASETS``,
+``$XDG_CACHE_HOME/solo_d2/datasets``, ``~/.cache/solo_d2/datasets``; splits live in
+``<root>/solo_shapes/{train,val}``.
 
 The metadata carries ``json_file``/``image_root``/``evaluator_type="coco"``, so
 Detectron2's ``COCOEvaluator`` works on them once the split exists (Detectron2's
@@ -13,7 +14,7 @@ Detectron2's ``COCOEvaluator`` works on them once the split exists (Detectron2's
 elsewhere call :func:`ensure_solo_shapes` first).
 """
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
@@ -21,6 +22,7 @@ from detectron2.data.datasets import load_coco_json
 from .shapes import CLASSES, ShapesConfig, ensure_split
 
 __all__ = [
+    "BUILTIN_SHAPES",
     "DEFAULT_SPLITS",
     "datasets_root",
     "register_solo_shapes",
@@ -32,6 +34,20 @@ __all__ = [
 DEFAULT_SPLITS: Dict[str, Dict[str, int]] = {
     "train": {"num_images": 2000, "seed": 0},
     "val": {"num_images": 200, "seed": 1},
+}
+
+#: Generator settings of the built-in ``solo_shapes``: made to show in minutes on a CPU that
+#: training and evaluation work and what SOLO's masks look like, while keeping what makes
+#: instance segmentation: several objects of several classes per image, touching and
+#: overlapping, some images empty (docs/quick_start.md).
+BUILTIN_SHAPES: Dict[str, Any] = {
+    "image_size": 192,
+    "min_size": 32.0,
+    "max_size": 96.0,
+    "max_instances": 6,
+    "empty_prob": 0.1,
+    "classes": ("circle", "triangle", "rectangle"),
+    "style": "plain",
 }
 
 # name -> (split_dir, ShapesConfig) of the datasets registered by this module
@@ -48,11 +64,12 @@ def datasets_root() -> str:
     return os.path.join(cache, "solo_d2", "datasets")
 
 
-def get_solo_shapes_meta() -> Dict[str, Any]:
-    """Metadata shared by all shapes splits: class names and the COCO-id -> contiguous-id map."""
+def get_solo_shapes_meta(classes: Sequence[str] = CLASSES) -> Dict[str, Any]:
+    """Metadata of a shapes split drawing ``classes``: class names and the COCO-id ->
+    contiguous-id map."""
     return {
-        "thing_classes": list(CLASSES),
-        "thing_dataset_id_to_contiguous_id": {k + 1: k for k in range(len(CLASSES))},
+        "thing_classes": list(classes),
+        "thing_dataset_id_to_contiguous_id": {k + 1: k for k in range(len(classes))},
     }
 
 
@@ -91,7 +108,7 @@ def register_solo_shapes(
         seed: train uses ``seed``, val ``seed + 1``.
         generator_kwargs: other :class:`~solo_d2.data.shapes.ShapesConfig` fields
             (``image_size``, ``min_size``, ``max_size``, ``max_instances``, ``empty_prob``,
-            ``min_visible_area``).
+            ``min_visible_area``, ``classes``, ``style``).
 
     Names already in ``DatasetCatalog`` are left as they are, so calling this twice is safe.
     Nothing is generated here; the first ``DatasetCatalog.get`` generates the split.
@@ -113,6 +130,6 @@ def register_solo_shapes(
             json_file=os.path.join(split_dir, "annotations.json"),
             image_root=os.path.join(split_dir, "images"),
             evaluator_type="coco",
-            **get_solo_shapes_meta(),
+            **get_solo_shapes_meta(cfg.classes),
         )
     return names

@@ -10,7 +10,7 @@ from pycocotools.coco import COCO
 import solo_d2  # noqa: F401  registers the built-in datasets
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
-from solo_d2.data import register_solo_shapes
+from solo_d2.data import BUILTIN_SHAPES, register_solo_shapes
 from solo_d2.data.builtin import datasets_root
 from solo_d2.data.shapes import (
     CLASSES,
@@ -46,7 +46,7 @@ def test_builtin_names_registered_lazily():
     assert "solo_shapes_train" in DatasetCatalog.list()
     assert "solo_shapes_val" in DatasetCatalog.list()
     meta = MetadataCatalog.get("solo_shapes_train")
-    assert meta.thing_classes == list(CLASSES)
+    assert meta.thing_classes == list(BUILTIN_SHAPES["classes"])
     assert meta.evaluator_type == "coco"
     assert meta.json_file.endswith(os.path.join("solo_shapes", "train", "annotations.json"))
     assert meta.image_root.endswith(os.path.join("solo_shapes", "train", "images"))
@@ -255,3 +255,25 @@ def test_bad_config_is_rejected():
         ShapesConfig(num_images=1, image_size=8)
     with pytest.raises(ValueError, match="min_size"):
         ShapesConfig(num_images=1, min_size=50, max_size=10)
+
+
+def test_class_subset_and_plain_style(tmp_path):
+    """``classes`` draws only those shapes, numbered 1..len(classes) in the given order;
+    ``style="plain"`` paints solid shapes on a smooth background: every pixel of an instance
+    has the same colour (the cluttered style's stripes and noise do not)."""
+    cfg = ShapesConfig(num_images=20, image_size=96, min_size=20, max_size=40, empty_prob=0.0,
+                       classes=("rectangle", "circle"), style="plain")
+    seen = set()
+    for i in range(cfg.num_images):
+        image, instances = render_image(i, cfg)
+        for category_id, mask in instances:
+            seen.add(category_id)
+            colours = image[mask > 0].reshape(-1, 3)  # the visible part of one solid shape
+            assert (colours == colours[0]).all()
+    assert seen == {1, 2}
+    coco = generate_split(str(tmp_path / "split"), cfg, progress=False)
+    assert [(c["id"], c["name"]) for c in coco["categories"]] == [(1, "rectangle"), (2, "circle")]
+    with pytest.raises(ValueError, match="classes must be distinct names"):
+        ShapesConfig(num_images=1, classes=("circle", "hexagon"))
+    with pytest.raises(ValueError, match="style must be one of"):
+        ShapesConfig(num_images=1, style="fancy")

@@ -17,9 +17,9 @@ sys.path.insert(0, ROOT)
 import demo  # noqa: E402
 
 BASE = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
-# conftest's tiny model (random init, on the CPU) with the 6 classes of solo_shapes_val
+# conftest's tiny model (random init, on the CPU) with the 3 classes of solo_shapes_val
 TINY_OPTS = [
-    *CONFTEST_TINY_OPTS, "MODEL.SOLO.NUM_CLASSES", "6",
+    *CONFTEST_TINY_OPTS, "MODEL.SOLO.NUM_CLASSES", "3",
     # every cell a candidate, so that the random model's predictions go through drawing too
     "MODEL.SOLO.TEST.SCORE_THRESH", "0.0", "MODEL.SOLO.TEST.NMS_PRE", "50",
     "DATASETS.TRAIN", "()", "DATASETS.TEST", "('solo_shapes_val',)",
@@ -147,7 +147,7 @@ def test_demo_draws_the_class_names_of_the_checkpoint(tmp_path):
     cfg = demo.setup_cfg(demo.get_parser().parse_args(
         ["--config-file", BASE, "--input", "x", "--output", "o", "--opts", *TINY_OPTS]))
     model = demo.SOLOPredictor(cfg).model
-    names = [f"class_{i}" for i in range(6)]
+    names = [f"class_{i}" for i in range(3)]
     weights = str(tmp_path / "converted.pth")
     torch.save({"model": model.state_dict(), "thing_classes": names}, weights)
     cfg.defrost()

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import cv2
 
 from .coco import coco_categories, mask_annotation, write_coco_json
-from .render import CLASSES, GENERATOR_VERSION, ShapesConfig, render_image
+from .render import GENERATOR_VERSION, ShapesConfig, render_image
 
 __all__ = ["generate_split", "verify_split", "ensure_split"]
 
@@ -76,7 +76,7 @@ def generate_split(out_dir: str, cfg: ShapesConfig, progress: bool = True, desc:
             "config": cfg.to_dict(),
         },
         "licenses": [],
-        "categories": coco_categories(CLASSES),
+        "categories": coco_categories(cfg.classes),
         "images": images,
         "annotations": annotations,
     }

@@ -18,10 +18,13 @@ from typing import Any, Dict, List, Tuple, Union
 import cv2
 import numpy as np
 
-__all__ = ["CLASSES", "GENERATOR_VERSION", "ShapesConfig", "render_image"]
+__all__ = ["CLASSES", "GENERATOR_VERSION", "STYLES", "ShapesConfig", "render_image"]
 
 #: Shape classes; COCO category id of ``CLASSES[k]`` is ``k + 1``.
 CLASSES: Tuple[str, ...] = ("circle", "triangle", "rectangle", "star", "ring", "cross")
+
+#: Looks of the images (see ShapesConfig.style).
+STYLES: Tuple[str, ...] = ("cluttered", "plain")
 
 #: Bump whenever the rendering changes, so that cached splits are regenerated.
 GENERATOR_VERSION = 1
@@ -40,6 +43,11 @@ class ShapesConfig:
         max_instances: most shapes drawn on one image (before occlusion drops some).
         empty_prob: probability that an image gets no shape at all.
         min_visible_area: instances with fewer visible pixels are dropped.
+        classes: the shape classes drawn, a subset of :data:`CLASSES`; category id of
+            ``classes[k]`` is ``k + 1``.
+        style: "cluttered" (gradients, soft blobs, distractor strokes behind shapes that are
+            solid, striped or noisy) or "plain" (a gradient with mild noise behind solid
+            shapes): what the objects look like, not where they are.
     """
 
     num_images: int
@@ -50,6 +58,8 @@ class ShapesConfig:
     max_instances: int = 8
     empty_prob: float = 0.1
     min_visible_area: int = 20
+    classes: Tuple[str, ...] = CLASSES
+    style: str = "cluttered"
 
     def __post_init__(self) -> None:
         size = self.image_size
@@ -73,6 +83,13 @@ class ShapesConfig:
             raise ValueError(f"max_instances must be >= 0, got {self.max_instances}")
         if not (0.0 <= self.empty_prob <= 1.0):
             raise ValueError(f"empty_prob must be in [0, 1], got {self.empty_prob}")
+        classes = tuple(self.classes)
+        object.__setattr__(self, "classes", classes)
+        unknown = [c for c in classes if c not in CLASSES]
+        if not classes or unknown or len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be distinct names out of {CLASSES}, got {classes}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
 
     @property
     def height(self) -> int:
@@ -85,6 +102,7 @@ class ShapesConfig:
     def to_dict(self) -> Dict[str, Any]:
         d = dataclasses.asdict(self)
         d["image_size"] = list(self.image_size)
+        d["classes"] = list(self.classes)
         return d
 
 
@@ -150,10 +168,25 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return img
 
 
+def _plain_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A two-colour linear gradient with mild noise, float32 (H, W, 3) in [0, 255]."""
+    c1 = rng.uniform(0, 255, size=3).astype(np.float32)
+    c2 = rng.uniform(0, 255, size=3).astype(np.float32)
+    a = rng.uniform(0, 2 * math.pi)
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    t = xs * math.cos(a) + ys * math.sin(a)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    img = c1 * (1 - t[..., None]) + c2 * t[..., None]
+    img = img + rng.normal(0, 6, size=img.shape).astype(np.float32)
+    return np.clip(img, 0, 255)
+
+
 def _shape_mask(
-    rng: np.random.Generator, cls: int, cx: float, cy: float, size: float, h: int, w: int
+    rng: np.random.Generator, name: str, cx: float, cy: float, size: float, h: int, w: int
 ) -> np.ndarray:
-    """uint8 (H, W) mask in {0, 1} of shape class ``cls`` centred at (cx, cy), diameter ``size``."""
+    """uint8 (H, W) mask in {0, 1} of the shape class ``name`` centred at (cx, cy), of
+    diameter ``size``."""
     mask = np.zeros((h, w), dtype=np.uint8)
     r = size / 2.0
     theta = rng.uniform(0, 2 * math.pi)
@@ -169,7 +202,6 @@ def _shape_mask(
     def polar(angles: np.ndarray, radii: np.ndarray) -> np.ndarray:
         return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
 
-    name = CLASSES[cls]
     centre = (int(round(cx * scale)), int(round(cy * scale)))
     if name == "circle":
         cv2.circle(mask, centre, int(round(r * scale)), 1, -1, cv2.LINE_8, shift)
@@ -229,12 +261,13 @@ def render_image(index: int, cfg: ShapesConfig) -> Tuple[np.ndarray, List[Tuple[
     Returns:
         image: uint8 BGR array (H, W, 3).
         instances: list of ``(category_id, visible_mask)`` in drawing order, where
-            category_id is in 1..len(CLASSES) and visible_mask is a uint8 (H, W) array in
+            category_id is in 1..len(cfg.classes) and visible_mask is a uint8 (H, W) array in
             {0, 1} with at least ``cfg.min_visible_area`` pixels.
     """
     rng = _rng(cfg.seed, index)
     h, w = cfg.image_size
-    img = _background(rng, h, w)
+    plain = cfg.style == "plain"
+    img = _plain_background(rng, h, w) if plain else _background(rng, h, w)
 
     n = 0 if rng.random() < cfg.empty_prob else int(rng.integers(1, cfg.max_instances + 1))
     max_size = max(min(cfg.max_size, 0.8 * min(h, w)), cfg.min_size)
@@ -242,7 +275,7 @@ def render_image(index: int, cfg: ShapesConfig) -> Tuple[np.ndarray, List[Tuple[
 
     drawn: List[Tuple[int, np.ndarray, float, float, float]] = []  # cls, mask, cx, cy, r
     for _ in range(n):
-        cls = int(rng.integers(0, len(CLASSES)))
+        cls = int(rng.integers(0, len(cfg.classes)))
         size = math.exp(rng.uniform(log_lo, log_hi))
         if drawn and rng.random() < 0.35:
             # touching / slightly overlapping a shape drawn before
@@ -254,7 +287,7 @@ def render_image(index: int, cfg: ShapesConfig) -> Tuple[np.ndarray, List[Tuple[
             # centres may lie a little outside the image: shapes cut by the border
             cx = rng.uniform(-0.05 * w, 1.05 * w)
             cy = rng.uniform(-0.05 * h, 1.05 * h)
-        mask = _shape_mask(rng, cls, cx, cy, size, h, w)
+        mask = _shape_mask(rng, cfg.classes[cls], cx, cy, size, h, w)
         if cv2.countNonZero(mask) < cfg.min_visible_area:
             continue
         # colour with some contrast to the background under the shape
@@ -264,11 +297,14 @@ def render_image(index: int, cfg: ShapesConfig) -> Tuple[np.ndarray, List[Tuple[
             if float(np.abs(colour - under).sum()) >= 90:
                 break
             colour = _random_colour(rng)
-        _paint(rng, img, mask, colour)
+        if plain:
+            img[mask > 0] = colour
+        else:
+            _paint(rng, img, mask, colour)
         drawn.append((cls, mask, cx, cy, size / 2))
 
     # sensor noise over everything (does not change any mask)
-    if rng.random() < 0.3:
+    if not plain and rng.random() < 0.3:
         img = img + rng.normal(0, rng.uniform(1, 4), size=img.shape).astype(np.float32)
     image = np.clip(np.round(img), 0, 255).astype(np.uint8)
 
