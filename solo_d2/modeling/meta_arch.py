@@ -1,11 +1,11 @@
 """SOLO meta-architecture: preprocess -> backbone -> head -> losses | inference."""
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
-from detectron2.structures import BitMasks, ImageList, Instances, PolygonMasks
+from detectron2.structures import BitMasks, Boxes, ImageList, Instances, PolygonMasks
 from detectron2.utils import comm
 from torch import Tensor, nn
 
@@ -13,7 +13,12 @@ from ..config_checks import check_trainer_honours_config, validate_solo_config
 from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
 from .losses import category_focal_loss, dice_loss
-from .postprocess import InferenceSettings, candidates_to_instances, point_nms, select_candidates
+from .postprocess import (
+    InferenceSettings,
+    candidates_to_predictions,
+    point_nms,
+    select_candidates,
+)
 from .targets import LevelTargets, assign_targets_single
 
 __all__ = ["SOLO"]
@@ -278,31 +283,76 @@ class SOLO(nn.Module):
 
         Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask.
         """
-        settings = self.inference_settings
-        probs = [point_nms(x.sigmoid()) for x in cls_logits]
-        mask_size = tuple(self.head.level_mask_size(mask_inputs, 0))
+        probs = self.category_probs(cls_logits)
         results = []
         for i, (image_size, output_size) in enumerate(zip(image_sizes, output_sizes)):
-            cand = select_candidates([p[i] for p in probs], settings.score_thresh)
-            # cand.cells are sorted by level: the levels' masks concatenate in order
-            levels, counts = torch.unique_consecutive(cand.cells[:, 0], return_counts=True)
-            parts = [cls_logits[0].new_zeros((0, *mask_size))]  # cat needs one, even empty
-            for lvl, cells in zip(levels.tolist(), cand.cells[:, 1].split(counts.tolist())):
-                parts.append(
-                    self.head.mask_probs(
-                        mask_inputs, lvl, torch.full_like(cells, i), cells, mask_size
-                    )
-                )
-            cell_probs = torch.cat(parts)
-            results.append(
-                candidates_to_instances(
-                    cand,
-                    cell_probs,
-                    level_strides=self.strides,
-                    image_size=tuple(image_size),
-                    output_size=tuple(output_size),
-                    settings=settings,
-                    mask_stride=self.head.mask_stride,
-                )
+            image_size, output_size = tuple(image_size), tuple(output_size)
+            masks, scores, classes, boxes = self.predict_image(
+                [p[i] for p in probs], mask_inputs, i, image_size,
+                # a same-size bilinear resize is the identity: skip it
+                None if image_size == output_size else output_size,
             )
+            result = Instances(output_size)
+            result.pred_masks = masks
+            result.pred_boxes = Boxes(boxes)
+            result.scores = scores
+            result.pred_classes = classes
+            results.append(result)
         return results
+
+    @staticmethod
+    def category_probs(cls_logits: List[Tensor]) -> List[Tensor]:
+        """Per level (N, C, S, S) logits -> probabilities with non-maxima zeroed (point NMS)."""
+        return [point_nms(x.sigmoid()) for x in cls_logits]
+
+    def predict_image(
+        self,
+        cls_probs: List[Tensor],
+        mask_inputs: list,
+        image: int,
+        image_size: Tuple,
+        output_size: Optional[Tuple[int, int]] = None,
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The predictions of image ``image`` of the batch, as tensors: the whole
+        post-processing, shared by :meth:`inference` and the exported ONNX graph.
+
+        Args:
+            cls_probs: per level (C, S_l, S_l) category probabilities after point NMS.
+            image_size: (h, w) of the image inside the padded batch.
+            output_size: size to resize the masks to; None keeps ``image_size``.
+        Returns:
+            masks (n, H, W) bool, scores (n,), classes (n,), boxes (n, 4): see
+            :func:`~solo_d2.modeling.postprocess.candidates_to_predictions`.
+        """
+        settings = self.inference_settings
+        cand = select_candidates(cls_probs, settings.score_thresh)
+        mask_size = tuple(self.head.level_mask_size(mask_inputs, 0))
+        # cand.cells are sorted by level: the levels' masks concatenate in order
+        parts = []
+        for lvl in range(len(cls_probs)):
+            cells = cand.cells[(cand.cells[:, 0] == lvl).nonzero()[:, 0], 1]
+            parts.append(self._cell_mask_probs(mask_inputs, lvl, image, cells, mask_size))
+        return candidates_to_predictions(
+            cand,
+            torch.cat(parts),
+            level_strides=self.strides,
+            image_size=image_size,
+            output_size=output_size,
+            settings=settings,
+            mask_stride=self.head.mask_stride,
+        )
+
+    def _cell_mask_probs(
+        self, mask_inputs: list, level: int, image: int, cells: Tensor, mask_size: Tuple
+    ) -> Tensor:
+        """The head's (K, *mask_size) mask probabilities of ``cells`` (K >= 0) of one level.
+
+        Eager code skips a level without candidates. A traced graph (ONNX export) cannot
+        branch on K, so it computes one extra throw-away cell and drops it.
+        """
+        if torch.jit.is_tracing():
+            padded = torch.cat([cells, cells.new_zeros(1)])
+            return self.head.image_mask_probs(mask_inputs, level, image, padded, mask_size)[:-1]
+        if cells.numel() == 0:
+            return self.pixel_mean.new_zeros((0, *mask_size))
+        return self.head.image_mask_probs(mask_inputs, level, image, cells, mask_size)

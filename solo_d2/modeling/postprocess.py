@@ -3,14 +3,17 @@
 Nothing here knows which head produced the scores and masks. The split is:
 ``select_candidates`` turns category logits into (cell, class, score) candidates; the caller
 asks its head for the mask probabilities of the *unique* candidate cells only; then
-``candidates_to_instances`` scores, filters, de-duplicates and resizes them. Semantics are
+``candidates_to_predictions`` scores, filters, de-duplicates and resizes them. Semantics are
 mmdet 3.3.0's ``SOLOHead._predict_by_feat_single`` and ``mask_matrix_nms``.
+
+Everything here is tensor code without data-dependent Python: the same functions run in
+PyTorch and are traced into the exported ONNX graph (``solo_d2.export``), and every step
+accepts empty inputs (an image without detections).
 """
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
-from detectron2.structures import BitMasks, Boxes, Instances
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -20,7 +23,9 @@ __all__ = [
     "Candidates",
     "select_candidates",
     "mask_matrix_nms",
-    "candidates_to_instances",
+    "mask_boxes",
+    "resize_maps",
+    "candidates_to_predictions",
 ]
 
 
@@ -90,12 +95,16 @@ def select_candidates(cls_probs: List[Tensor], score_thr: float) -> Candidates:
         cls_probs: per level (C, S_l, S_l) category probabilities after point NMS.
     """
     flat = torch.cat([p.flatten(1).t() for p in cls_probs])  # (sum S^2, C), level-major
-    cell, labels = (flat > score_thr).nonzero(as_tuple=True)
+    cell, labels = (flat > score_thr).nonzero(as_tuple=True)  # row-major: cells ascending
     scores = flat[cell, labels]
-    uniq, mask_ids = torch.unique(cell, return_inverse=True)
+    # The cells arrive sorted, so their unique values start where they change (torch.unique
+    # without a sort; with no candidate the comparison broadcasts to an empty result).
+    first = cell != torch.cat([cell.new_full((1,), -1), cell[:-1]])
+    mask_ids = first.long().cumsum(0) - 1
+    uniq = cell[first]
     sizes = torch.tensor([p.shape[-1] ** 2 for p in cls_probs], device=flat.device)
     ends = sizes.cumsum(0)
-    level = torch.bucketize(uniq, ends, right=True)
+    level = (uniq[:, None] >= ends[None, :]).sum(1)
     local = uniq - (ends - sizes)[level]
     return Candidates(scores, labels, mask_ids, torch.stack([level, local], 1))
 
@@ -111,10 +120,13 @@ def mask_matrix_nms(
     kernel: str = "gaussian",
     sigma: float = 2.0,
     filter_thresh: float = -1,
-    mask_ids: Tensor = None,
+    mask_ids: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Matrix NMS (SOLOv2): decay each mask's score by its overlap with higher-scored masks
     of the same class, compensated by how much those were decayed themselves.
+
+    Pure tensor code without data-dependent Python (it is traced into the ONNX graph as is);
+    every input may be empty.
 
     Args:
         masks: (U, H, W) bool masks.
@@ -131,85 +143,85 @@ def mask_matrix_nms(
     if kernel not in ("gaussian", "linear"):
         raise ValueError(f"Matrix NMS kernel must be 'gaussian' or 'linear', got {kernel!r}")
     if mask_ids is None:
-        mask_ids = torch.arange(len(scores), device=scores.device)
-    empty = (scores.new_zeros(0), labels.new_zeros(0), labels.new_zeros(0))
-    if len(scores) == 0:
-        return empty
+        mask_ids = torch.arange(scores.shape[0], device=scores.device)
     scores, order = torch.sort(scores, descending=True)
-    if 0 < nms_pre < len(order):
+    if nms_pre > 0:
         order, scores = order[:nms_pre], scores[:nms_pre]
     labels = labels[order]
     ids = mask_ids[order]
 
-    inter = _same_class_intersections(masks, labels, ids)
+    inter = _intersections(masks, ids)
     area = mask_area[ids]
-    n = len(order)
-    area_mat = area.expand(n, n)
-    iou = (inter / (area_mat + area_mat.t() - inter)).triu(diagonal=1)
+    iou = (inter / (area[None, :] + area[:, None] - inter)).triu(diagonal=1)
     same_label = (labels[None, :] == labels[:, None]).triu(diagonal=1)
     decay_iou = iou * same_label
-    compensate_iou = decay_iou.max(0)[0].expand(n, n).t()
+    # Column maxima and minima over a padding row (IoUs are >= 0; decays are finite), so
+    # that no candidate at all reduces to empty results instead of an error.
+    compensate_iou = F.pad(decay_iou, (0, 0, 0, 1)).max(0)[0][:, None]
     if kernel == "gaussian":
         decay = torch.exp(-sigma * decay_iou**2) / torch.exp(-sigma * compensate_iou**2)
     else:
         decay = (1 - decay_iou) / (1 - compensate_iou)
-    scores = scores * decay.min(0)[0]
+    scores = scores * F.pad(decay, (0, 0, 0, 1), value=float("inf")).min(0)[0]
 
     keep = order
     if filter_thresh > 0:
-        passed = scores >= filter_thresh
-        if not passed.any():
-            return empty
+        passed = (scores >= filter_thresh).nonzero()[:, 0]
         keep, scores, labels = keep[passed], scores[passed], labels[passed]
     scores, resort = torch.sort(scores, descending=True)
     keep, labels = keep[resort], labels[resort]
-    if 0 < max_per_img < len(keep):
-        keep, scores = keep[:max_per_img], scores[:max_per_img]
-        labels = labels[:max_per_img]
+    if max_per_img > 0:
+        keep, scores, labels = keep[:max_per_img], scores[:max_per_img], labels[:max_per_img]
     return scores, labels, keep
 
 
-def _same_class_intersections(masks: Tensor, labels: Tensor, ids: Tensor) -> Tensor:
-    """(n, n) pixel intersections of the masks ``ids`` of candidates with the same label; 0
-    between different labels, whose overlaps Matrix NMS never reads.
+def _intersections(masks: Tensor, ids: Tensor) -> Tensor:
+    """(n, n) pixel intersections of the masks ``ids`` (which may repeat), from one Gram
+    matrix over the distinct masks. The counts are exact integers in fp32 (< 2^24 pixels)."""
+    used, inv = torch.unique(ids, return_inverse=True)
+    flat = masks[used].flatten(1).float()
+    return (flat @ flat.t())[inv][:, inv]
 
-    One Gram matrix per class instead of one over all n candidates: with candidates spread
-    over many classes that is far less work, and the counts are the same integers.
+
+def mask_boxes(masks: Tensor) -> Tensor:
+    """(n, H, W) bool -> (n, 4) tight XYXY boxes, (0, 0, 0, 0) for an empty mask: Detectron2's
+    ``BitMasks.get_bounding_boxes`` without its per-mask Python loop."""
+    boxes = []
+    for any_along in (masks.any(1), masks.any(2)):  # columns (x), rows (y) holding a pixel
+        size = any_along.shape[1]
+        hits = any_along.to(torch.uint8)
+        first = hits.argmax(1)
+        last = size - hits.flip(1).argmax(1)
+        boxes.append(torch.stack([first, last], 1) * any_along.any(1, keepdim=True))
+    (x0, x1), (y0, y1) = boxes[0].unbind(1), boxes[1].unbind(1)
+    return torch.stack([x0, y0, x1, y1], 1).float()
+
+
+def resize_maps(maps: Tensor, size: Sequence) -> Tensor:
+    """(K, h, w) -> (K, *size) bilinear, for any K including 0.
+
+    torch's bilinear kernel refuses empty inputs. Eager code returns the empty result; a
+    traced graph cannot branch on K, so it resizes one extra zero map and drops it.
     """
-    n = len(ids)
-    inter = masks.new_zeros((n, n), dtype=torch.float32)
-    by_label, perm = torch.sort(labels, stable=True)
-    counts = torch.unique_consecutive(by_label, return_counts=True)[1].tolist()
-    start = 0
-    for count in counts:
-        rows = perm[start : start + count]
-        start += count
-        used, inv = torch.unique(ids[rows], return_inverse=True)
-        flat = masks[used].flatten(1).float()
-        inter[rows[:, None], rows[None, :]] = (flat @ flat.t())[inv][:, inv]
-    return inter
+    if torch.jit.is_tracing():
+        padded = F.pad(maps, (0, 0, 0, 0, 0, 1))[None]
+        return F.interpolate(padded, size=size, mode="bilinear")[0, :-1]
+    if maps.shape[0] == 0:
+        return maps.new_zeros((0, *size))
+    return F.interpolate(maps[None], size=size, mode="bilinear")[0]
 
 
-def _empty_instances(output_size: Tuple[int, int], device) -> Instances:
-    result = Instances(output_size)
-    result.pred_masks = torch.zeros((0, *output_size), dtype=torch.bool, device=device)
-    result.pred_boxes = Boxes(torch.zeros((0, 4), device=device))
-    result.scores = torch.zeros(0, device=device)
-    result.pred_classes = torch.zeros(0, dtype=torch.int64, device=device)
-    return result
-
-
-def candidates_to_instances(
+def candidates_to_predictions(
     cand: Candidates,
     cell_probs: Tensor,
     *,
     level_strides: Sequence[int],
-    image_size: Tuple[int, int],
-    output_size: Tuple[int, int],
+    image_size: Tuple,
+    output_size: Optional[Tuple[int, int]],
     settings: InferenceSettings,
     mask_stride: int = 4,
-) -> Instances:
-    """Final instances of one image.
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Final predictions of one image as tensors (the ONNX graph's outputs).
 
     Args:
         cand: candidates from ``select_candidates``.
@@ -217,28 +229,23 @@ def candidates_to_instances(
             resolution of the padded batch (H, W).
         level_strides: nominal stride per level; masks with no more pixels than it are dropped.
         image_size: (h, w) of the image inside the padded batch.
-        output_size: (height, width) to return masks at (the original image size).
+        output_size: (height, width) to resize the masks to (the original image size), or None
+            to keep ``image_size``.
         settings: thresholds and Matrix NMS settings (MODEL.SOLO.TEST).
         mask_stride: how many times ``cell_probs`` are smaller than the padded batch; they
             are upsampled by it before cropping ``image_size`` (4 for SOLO; SOLOv2's
             MODEL.SOLO.MASK_FEAT.MASK_STRIDE).
     Returns:
-        Instances with pred_masks (n, height, width) bool, pred_boxes (tight boxes of the
-        masks), scores and pred_classes.
+        masks (n, height, width) bool, scores (n,), classes (n,) int64 and boxes (n, 4) XYXY
+        (tight boxes of the masks), by decreasing score.
     """
-    device = cell_probs.device
-    if len(cand.scores) == 0:
-        return _empty_instances(output_size, device)
     mask_thresh = settings.mask_thresh
     masks = cell_probs > mask_thresh
     areas = masks.sum((1, 2)).float()
-    strides = torch.as_tensor(level_strides, device=device, dtype=areas.dtype)[cand.cells[:, 0]]
-    big_enough = areas > strides  # per unique cell
-    # mean probability inside the mask: threshold(p, thr, 0) is p * (p > thr) in one pass
-    maskness = F.threshold(cell_probs, mask_thresh, 0.0).sum((1, 2)) / areas.clamp(min=1)
-    kept = big_enough[cand.mask_ids]
-    if not kept.any():
-        return _empty_instances(output_size, device)
+    strides = torch.as_tensor(level_strides, device=areas.device, dtype=areas.dtype)
+    big_enough = areas > strides[cand.cells[:, 0]]  # per unique cell
+    maskness = (cell_probs * masks).sum((1, 2)) / areas.clamp(min=1)  # mean prob. inside
+    kept = big_enough[cand.mask_ids].nonzero()[:, 0]
     mask_ids = cand.mask_ids[kept]
     scores = cand.scores[kept] * maskness[mask_ids]
     labels = cand.labels[kept]
@@ -248,18 +255,10 @@ def candidates_to_instances(
         nms_pre=settings.nms_pre, max_per_img=settings.max_per_img, kernel=settings.kernel,
         sigma=settings.sigma, filter_thresh=settings.filter_thresh, mask_ids=mask_ids,
     )
-    if len(keep) == 0:
-        return _empty_instances(output_size, device)
-    probs = cell_probs[mask_ids[keep]][None]  # (1, n, H/4, W/4)
+    probs = cell_probs[mask_ids[keep]]  # (n, H/4, W/4)
     padded = (probs.shape[-2] * mask_stride, probs.shape[-1] * mask_stride)
-    probs = F.interpolate(probs, size=padded, mode="bilinear")[:, :, : image_size[0], : image_size[1]]
-    if tuple(image_size) != tuple(output_size):  # a same-size bilinear resize is the identity
-        probs = F.interpolate(probs, size=output_size, mode="bilinear")
-    final = probs[0] > mask_thresh
-
-    result = Instances(output_size)
-    result.pred_masks = final
-    result.pred_boxes = BitMasks(final).get_bounding_boxes().to(device)
-    result.scores = scores
-    result.pred_classes = labels
-    return result
+    probs = resize_maps(probs, padded)[:, : image_size[0], : image_size[1]]
+    if output_size is not None:
+        probs = resize_maps(probs, output_size)
+    final = probs > mask_thresh
+    return final, scores, labels, mask_boxes(final)

@@ -3,10 +3,12 @@ import math
 
 import pytest
 import torch
+from detectron2.structures import BitMasks
 
 from solo_d2.modeling.postprocess import (
     InferenceSettings,
-    candidates_to_instances,
+    candidates_to_predictions,
+    mask_boxes,
     mask_matrix_nms,
     point_nms,
     select_candidates,
@@ -77,9 +79,10 @@ def _matrix_nms_all_pairs(masks, labels, scores, sigma):
     return dict(zip(order.tolist(), (scores * decay).tolist()))
 
 
-def test_matrix_nms_per_class_overlaps_equal_all_pairs():
+def test_matrix_nms_shared_mask_overlaps_equal_all_pairs():
     # Many overlapping random blobs over 4 classes, some candidates sharing a mask: the
-    # per-class intersections must give exactly what one all-pairs Gram matrix gives.
+    # overlaps of the distinct masks must give exactly what one Gram matrix over all
+    # candidates gives.
     g = torch.Generator().manual_seed(0)
     masks = torch.rand(30, 16, 16, generator=g) > 0.6
     ids = torch.randint(0, 30, (60,), generator=g)
@@ -119,7 +122,7 @@ def test_select_candidates_levels_and_dedup():
     assert cand.scores.tolist() == pytest.approx([0.5, 0.4, 0.3])
 
 
-def test_candidates_to_instances_area_filter_maskness_and_boxes():
+def test_candidates_to_predictions_area_filter_maskness_and_boxes():
     lvl0 = torch.zeros(1, 2, 2)
     lvl0[0, 0, 0] = 0.9
     lvl0[0, 1, 1] = 0.8
@@ -127,13 +130,35 @@ def test_candidates_to_instances_area_filter_maskness_and_boxes():
     probs = torch.zeros(2, 8, 8)
     probs[0, 2:6, 1:5] = 0.8  # 16 px > stride 8, maskness 0.8
     probs[1, 0:2, 0:2] = 0.9  # 4 px <= stride 8: dropped
-    inst = candidates_to_instances(
-        cand, probs, level_strides=[8], image_size=(32, 32), output_size=(32, 32),
+    masks, scores, classes, boxes = candidates_to_predictions(
+        cand, probs, level_strides=[8], image_size=(32, 32), output_size=None,
         settings=InferenceSettings(mask_thresh=0.5, nms_pre=500, max_per_img=100,
                                    kernel="gaussian", sigma=2.0, filter_thresh=0.05),
     )
-    assert len(inst) == 1
-    assert inst.scores.item() == pytest.approx(0.9 * 0.8)
-    assert inst.pred_masks.dtype == torch.bool and inst.pred_masks.shape == (1, 32, 32)
-    ys, xs = inst.pred_masks[0].nonzero(as_tuple=True)
-    assert inst.pred_boxes.tensor[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    assert len(scores) == len(classes) == len(boxes) == 1
+    assert scores.item() == pytest.approx(0.9 * 0.8)
+    assert classes.tolist() == [0]
+    assert masks.dtype == torch.bool and masks.shape == (1, 32, 32)
+    ys, xs = masks[0].nonzero(as_tuple=True)
+    assert boxes[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+def test_candidates_to_predictions_without_candidates_is_empty():
+    cand = select_candidates([torch.zeros(2, 3, 3)], 0.1)
+    masks, scores, classes, boxes = candidates_to_predictions(
+        cand, torch.zeros(0, 6, 6), level_strides=[8], image_size=(20, 22), output_size=(40, 44),
+        settings=InferenceSettings(),
+    )
+    assert masks.shape == (0, 40, 44) and masks.dtype == torch.bool
+    assert scores.shape == classes.shape == (0,) and boxes.shape == (0, 4)
+
+
+def test_mask_boxes_equal_detectron2_bitmasks():
+    g = torch.Generator().manual_seed(0)
+    masks = torch.rand(6, 9, 13, generator=g) > 0.9
+    masks[2] = False  # an empty mask: Detectron2 gives (0, 0, 0, 0)
+    masks[3] = False
+    masks[3, 8, 12] = True  # the last pixel only
+    expected = BitMasks(masks).get_bounding_boxes().tensor
+    assert torch.equal(mask_boxes(masks), expected)
+    assert mask_boxes(masks[:0]).shape == (0, 4)

@@ -8,8 +8,9 @@ nothing more: it assigns no targets, computes no loss and does no post-processin
   ``(cls_logits, mask_inputs)``: ``cls_logits[l]`` is (N, C, S_l, S_l); ``mask_inputs[l]`` is
   whatever the head needs to produce level ``l``'s masks later (its mask features, never the
   S^2 projected maps).
-* :meth:`mask_probs` (each head): (K, h, w) mask probabilities of only the K requested grid
-  cells. This is the lazy projection of design.md: the projections are linear, so projecting
+* :meth:`mask_probs`: (K, h, w) mask probabilities of only the K requested grid cells of a
+  batch, from each head's :meth:`image_mask_probs` (one image; traced as is for ONNX
+  export). This is the lazy projection of design.md: the projections are linear, so projecting
   only the cells that a loss or the post-processing reads gives the same numbers as
   projecting all of them.
 * :meth:`level_mask_size` (each head): (h, w) of level ``l``'s mask predictions.
@@ -17,7 +18,7 @@ nothing more: it assigns no targets, computes no loss and does no post-processin
 * :meth:`target_options`: extra arguments of ``targets.assign_targets_single`` (default none).
 * :meth:`mask_branch_parameters`: the parameters only the mask loss reaches.
 
-Subclasses build their layers and implement :meth:`level_mask_inputs`, :meth:`mask_probs`
+Subclasses build their layers and implement :meth:`level_mask_inputs`, :meth:`image_mask_probs`
 and :meth:`level_mask_size`, as Detectron2's dense detectors override only what differs.
 """
 import logging
@@ -230,9 +231,30 @@ class SOLOHeadBase(nn.Module):
     ) -> Tensor:
         """(K,) image and cell indices -> (K, h, w) sigmoid mask probabilities of those cells.
 
-        ``cell_idx`` in [0, S_l^2), row-major; ``batch_idx`` the image of each. With
+        ``cell_idx`` in [0, S_l^2), row-major; ``batch_idx`` the image of each (K >= 1). With
         ``out_size`` the probabilities are bilinearly resized after the sigmoid, as mmdet 3.3.0
         does at inference; without it they stay at :meth:`level_mask_size` (training).
+        """
+        parts, rows_all = [], []
+        for b, rows in group_by_image(batch_idx):
+            parts.append(self.image_mask_probs(mask_inputs, level, b, cell_idx[rows], out_size))
+            rows_all.append(rows)
+        probs = torch.cat(parts)
+        out = torch.empty_like(probs)
+        out[torch.cat(rows_all)] = probs
+        return out
+
+    def image_mask_probs(
+        self,
+        mask_inputs: List[Any],
+        level: int,
+        image: int,
+        cells: Tensor,
+        out_size: Optional[Sequence[int]] = None,
+    ) -> Tensor:
+        """:meth:`mask_probs` of the cells ``cells`` (K,), K >= 1, of image ``image``: (K, h, w).
+
+        Tensor code without data-dependent Python, as inference is traced for ONNX export.
         """
         raise NotImplementedError
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..layers import conv_tower, coord_features, run_tower
-from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, group_by_image, init_normal, resize_probs
+from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, init_normal, resize_probs
 
 __all__ = ["DecoupledSOLOHead", "DecoupledSOLOLightHead"]
 
@@ -68,28 +68,23 @@ class DecoupledSOLOHead(SOLOHeadBase):
         """Sigmoid of the projection rows ``rows`` of one image: (1, C, h, w) -> (R, h, w)."""
         return F.conv2d(feat, conv.weight[rows], conv.bias[rows], padding=1)[0].sigmoid()
 
-    def mask_probs(
+    def image_mask_probs(
         self,
         mask_inputs: List[Tuple[Tensor, Tensor]],
         level: int,
-        batch_idx: Tensor,
-        cell_idx: Tensor,
+        image: int,
+        cells: Tensor,
         out_size: Optional[Sequence[int]] = None,
     ) -> Tensor:
-        """(K,) image and cell indices -> (K, h, w) probabilities sigmoid(Y_i) * sigmoid(X_j),
+        """(K,) cell indices of one image -> (K, h, w) probabilities sigmoid(Y_i) * sigmoid(X_j),
         from the X and Y rows of only the requested cells."""
         fx, fy = mask_inputs[level]
         s = self.num_grids[level]
-        size = out_size if out_size is not None else fx.shape[-2:]
-        out = fx.new_empty((len(cell_idx), *size))
-        for b, rows in group_by_image(batch_idx):
-            ys, y_inv = torch.unique(torch.div(cell_idx[rows], s, rounding_mode="floor"),
-                                     return_inverse=True)
-            xs, x_inv = torch.unique(cell_idx[rows] % s, return_inverse=True)
-            px = resize_probs(self._rows(fx[b : b + 1], self.conv_mask_list_x[level], xs), out_size)
-            py = resize_probs(self._rows(fy[b : b + 1], self.conv_mask_list_y[level], ys), out_size)
-            out[rows] = px[x_inv] * py[y_inv]
-        return out
+        ys, y_inv = torch.unique(torch.div(cells, s, rounding_mode="floor"), return_inverse=True)
+        xs, x_inv = torch.unique(cells % s, return_inverse=True)
+        px = resize_probs(self._rows(fx[image : image + 1], self.conv_mask_list_x[level], xs), out_size)
+        py = resize_probs(self._rows(fy[image : image + 1], self.conv_mask_list_y[level], ys), out_size)
+        return px[x_inv] * py[y_inv]
 
     def level_mask_size(self, mask_inputs, level: int) -> Tuple[int, int]:
         """(h, w) of level ``level``'s mask predictions."""

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..layers import conv_tower, coord_features, run_tower
-from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, group_by_image, init_normal, resize_probs
+from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, init_normal, resize_probs
 
 __all__ = ["SOLOHead"]
 
@@ -39,32 +39,27 @@ class SOLOHead(SOLOHeadBase):
         x_coord = torch.cat([x, coord_features(x)], 1)
         return run_tower(self.mask_convs, x_coord, self.recompute_norm_act)
 
-    def mask_probs(
+    def image_mask_probs(
         self,
         mask_inputs: List[Tensor],
         level: int,
-        batch_idx: Tensor,
-        cell_idx: Tensor,
+        image: int,
+        cells: Tensor,
         out_size: Optional[Sequence[int]] = None,
     ) -> Tensor:
-        """(K,) image and cell indices -> (K, h, w) sigmoid mask probabilities of those cells.
+        """(K,) cell indices of one image -> (K, h, w) sigmoid mask probabilities of those cells.
 
         mmdet 3.3.0 upsamples the C-channel features x2 and then projects them. A 1x1 conv and
         bilinear resizing are both linear and bilinear weights sum to 1, so projecting first
         (a (K, C) x (C, h*w) matmul at the features' resolution) and upsampling the K maps
         gives the same logits to float rounding, for a quarter of the projection's work.
         """
-        feats = mask_inputs[level]
+        feats = mask_inputs[level][image]
         conv = self.conv_mask_list[level]
         h, w = feats.shape[-2:]
-        out = feats.new_empty((len(cell_idx), *self.level_mask_size(mask_inputs, level)))
-        for b, rows in group_by_image(batch_idx):
-            cells = cell_idx[rows]
-            logits = torch.addmm(
-                conv.bias[cells, None], conv.weight[cells].flatten(1), feats[b].flatten(1)
-            )
-            out[rows] = F.interpolate(logits.view(1, -1, h, w), scale_factor=2, mode="bilinear")[0]
-        return resize_probs(out.sigmoid(), out_size)
+        logits = torch.addmm(conv.bias[cells, None], conv.weight[cells].flatten(1), feats.flatten(1))
+        up = F.interpolate(logits.view(1, cells.shape[0], h, w), scale_factor=2, mode="bilinear")
+        return resize_probs(up[0].sigmoid(), out_size)
 
     def level_mask_size(self, mask_inputs: List[Tensor], level: int) -> Tuple[int, int]:
         """(h, w) of level ``level``'s mask predictions: twice the mask features' size."""

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..layers import conv_norm_relu, conv_tower, coord_features
-from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, group_by_image, init_normal, resize_probs
+from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, init_normal, resize_probs
 
 __all__ = ["SOLOV2Head", "MaskFeatModule"]
 
@@ -203,25 +203,34 @@ class SOLOV2Head(SOLOHeadBase):
         return torch.addmm(self.conv_kernel.bias, patches, self.conv_kernel.weight.flatten(1).t())
 
     def _dynamic_conv(self, mask_feats: Tensor, kernels: Tensor) -> Tensor:
-        """(1, E, h, w) features, (K, E*k*k) kernels -> (K, h', w') logits (unpadded, as mmdet)."""
+        """(E, h, w) features, (K, E*k*k) kernels -> (K, h-k+1, w-k+1) logits: mmdet's
+        unpadded dynamic convolution written as k*k matmuls, which trace into ONNX (a
+        convolution whose weights are computed in the graph does not) and, for the usual
+        k = 1, is one (K, E) x (E, h*w) product."""
         k = self.dynamic_conv_size
-        return F.conv2d(mask_feats, kernels.view(len(kernels), -1, k, k))[0]
+        e, h, w = mask_feats.shape
+        oh, ow = h - k + 1, w - k + 1
+        weights = kernels.view(kernels.shape[0], e, k, k)
+        out = None
+        for dy in range(k):
+            for dx in range(k):
+                window = mask_feats[:, dy : dy + oh, dx : dx + ow].reshape(e, -1)
+                term = weights[:, :, dy, dx] @ window
+                out = term if out is None else out + term
+        return out.view(kernels.shape[0], oh, ow)
 
-    def mask_probs(
+    def image_mask_probs(
         self,
         mask_inputs: List[Tuple[Tensor, Tensor]],
         level: int,
-        batch_idx: Tensor,
-        cell_idx: Tensor,
+        image: int,
+        cells: Tensor,
         out_size: Optional[Sequence[int]] = None,
     ) -> Tensor:
-        """(K,) image and cell indices -> (K, h, w) sigmoid masks of only those cells' kernels."""
+        """(K,) cell indices of one image -> (K, h, w) sigmoid masks of only those cells' kernels."""
         kernel_feats, mask_feats = mask_inputs[level]
-        out = mask_feats.new_empty((len(cell_idx), *self.level_mask_size(mask_inputs, level)))
-        for b, rows in group_by_image(batch_idx):
-            kernels = self.cell_kernels(kernel_feats[b], cell_idx[rows])
-            out[rows] = self._dynamic_conv(mask_feats[b : b + 1], kernels)
-        return resize_probs(out.sigmoid(), out_size)
+        kernels = self.cell_kernels(kernel_feats[image], cells)
+        return resize_probs(self._dynamic_conv(mask_feats[image], kernels).sigmoid(), out_size)
 
     def level_mask_size(self, mask_inputs, level: int) -> Tuple[int, int]:
         """(h, w) of the masks: the mask features' size on every level."""
