@@ -1,0 +1,84 @@
+"""How far an exported graph's answer is from PyTorch's on the same image: used by
+``tools/export_model.py``, the export tests and the export benchmark."""
+from dataclasses import dataclass
+from typing import Dict
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["ParityReport", "compare_outputs", "pytorch_outputs", "check_against_pytorch"]
+
+
+@dataclass
+class ParityReport:
+    """PyTorch vs ONNX Runtime on one image."""
+
+    count_pytorch: int
+    count_onnx: int
+    #: same classes in the same order (False when the counts differ)
+    same_classes: bool
+    #: max |score difference| over instances (nan when counts differ or both are 0)
+    max_score_diff: float
+    #: fraction of equal mask pixels over all instances (1.0 for no instance)
+    pixel_agreement: float
+    #: max |box coordinate difference| in pixels
+    max_box_diff: float
+
+    def __str__(self) -> str:
+        return (
+            f"instances: PyTorch {self.count_pytorch}, ONNX Runtime {self.count_onnx}; "
+            f"same classes and order: {self.same_classes}; max score difference "
+            f"{self.max_score_diff:.2e}; mask pixels equal: {100 * self.pixel_agreement:.4f} %; "
+            f"max box difference {self.max_box_diff:.1f} px"
+        )
+
+
+def pytorch_outputs(model: nn.Module, image: torch.Tensor) -> Dict[str, np.ndarray]:
+    """``model`` (eval mode) on one (C, H, W) image, with masks at the image's own size, as
+    the graph's outputs: masks, scores, classes, boxes."""
+    with torch.no_grad():
+        inst = model([{"image": image}])[0]["instances"].to("cpu")
+    return {
+        "masks": inst.pred_masks.numpy(),
+        "scores": inst.scores.numpy(),
+        "classes": inst.pred_classes.numpy(),
+        "boxes": inst.pred_boxes.tensor.numpy(),
+    }
+
+
+def compare_outputs(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray]) -> ParityReport:
+    """``ref`` (PyTorch) vs ``got`` (ONNX Runtime), both as the graph's named outputs."""
+    n_ref, n_got = len(ref["scores"]), len(got["scores"])
+    same = n_ref == n_got
+    both = same and n_ref > 0
+    pixels = (ref["masks"] == got["masks"]).mean() if same and n_ref else (1.0 if same else 0.0)
+    return ParityReport(
+        count_pytorch=n_ref,
+        count_onnx=n_got,
+        same_classes=bool(same and np.array_equal(ref["classes"], got["classes"])),
+        max_score_diff=float(np.abs(ref["scores"] - got["scores"]).max()) if both else float("nan"),
+        pixel_agreement=float(pixels),
+        max_box_diff=float(np.abs(ref["boxes"] - got["boxes"]).max()) if both else 0.0,
+    )
+
+
+def check_against_pytorch(cfg, onnx_path: str, image_path: str) -> ParityReport:
+    """The model of ``cfg`` (weights from MODEL.WEIGHTS) in PyTorch vs the graph at
+    ``onnx_path`` in ONNX Runtime, on ``image_path`` resized as the test loader resizes it."""
+    from detectron2.modeling import build_model
+
+    from ..checkpoint.checkpointer import SOLOCheckpointer
+    from ..data.image_io import read_image
+    from .onnx_predictor import ONNXPredictor
+
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_model(cfg).eval()
+    SOLOCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    runner = ONNXPredictor(onnx_path, cfg)
+    image = read_image(image_path, format=cfg.INPUT.FORMAT)
+    image = runner.aug.get_transform(image).apply_image(image)
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+    return compare_outputs(pytorch_outputs(model, torch.as_tensor(chw)), runner.run(chw))

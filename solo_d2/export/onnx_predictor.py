@@ -1,0 +1,82 @@
+"""``ONNXPredictor``: an exported SOLO graph run by ONNX Runtime, used as ``SOLOPredictor`` is.
+
+The image is resized as the test loader resizes it (``INPUT.MIN_SIZE_TEST``,
+``INPUT.MAX_SIZE_TEST``, ``INPUT.RESIZE_BACKEND``); the graph returns masks at that size, and
+they are resized back to the original image bilinearly (as 0/1 maps, thresholded at 0.5).
+PyTorch resizes the mask probabilities instead, so masks at the original size can differ
+from ``SOLOPredictor``'s along their borders; at the graph's own input size they are the same.
+"""
+import json
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from detectron2.config import CfgNode
+from detectron2.structures import Boxes, Instances
+
+from ..data.transforms import build_solo_augmentation
+from ..modeling.postprocess import mask_boxes, resize_maps
+
+__all__ = ["ONNXPredictor"]
+
+_NUMPY_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}
+
+
+class ONNXPredictor:
+    """``predictor(bgr_image) -> {"instances": Instances}`` for one (H, W, 3) uint8 BGR image,
+    with the model exported by :func:`~solo_d2.export.export_onnx` run in ONNX Runtime.
+
+    Attributes:
+        thing_classes: class names stored in the graph's metadata, else None.
+        session: the ``onnxruntime.InferenceSession``.
+    """
+
+    def __init__(
+        self,
+        onnx_path: str,
+        cfg: CfgNode,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(onnx_path, providers=list(providers))
+        meta = self.session.get_modelmeta().custom_metadata_map
+        classes = meta.get("thing_classes")
+        self.thing_classes: Optional[List[str]] = json.loads(classes) if classes else None
+        image_input = self.session.get_inputs()[0]
+        if image_input.type not in _NUMPY_TYPES:
+            raise ValueError(
+                f"{onnx_path}: the graph's input is {image_input.type}; a solo_d2 graph takes "
+                "a uint8 or float image"
+            )
+        self.input_name = image_input.name
+        self.input_dtype = _NUMPY_TYPES[image_input.type]
+        (self.aug,) = build_solo_augmentation(cfg, is_train=False)  # the test resize alone
+        self.input_format = cfg.INPUT.FORMAT
+        if self.input_format not in ("RGB", "BGR"):
+            raise ValueError(f"INPUT.FORMAT must be 'RGB' or 'BGR', got {self.input_format!r}")
+
+    def run(self, image: np.ndarray) -> Dict[str, np.ndarray]:
+        """The graph on one (C, H, W) image at its input size: masks (K, H, W) bool, scores
+        (K,), classes (K,) int64, boxes (K, 4)."""
+        names = [o.name for o in self.session.get_outputs()]
+        outputs = self.session.run(None, {self.input_name: image.astype(self.input_dtype)})
+        return dict(zip(names, outputs))
+
+    def __call__(self, original_image: np.ndarray) -> Dict[str, Instances]:
+        if self.input_format == "RGB":
+            original_image = original_image[:, :, ::-1]
+        height, width = original_image.shape[:2]
+        image = self.aug.get_transform(original_image).apply_image(original_image)
+        out = self.run(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        masks = torch.from_numpy(out["masks"])
+        boxes = torch.from_numpy(out["boxes"])
+        if masks.shape[-2:] != (height, width):
+            masks = resize_maps(masks.float(), (height, width)) > 0.5
+            boxes = mask_boxes(masks)
+        result = Instances((height, width))
+        result.pred_masks = masks
+        result.pred_boxes = Boxes(boxes)
+        result.scores = torch.from_numpy(out["scores"])
+        result.pred_classes = torch.from_numpy(out["classes"])
+        return {"instances": result}

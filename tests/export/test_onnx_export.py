@@ -1,0 +1,107 @@
+"""Every SOLO-family head exported to ONNX and run in ONNX Runtime gives the PyTorch model's
+answer: instance count, classes and order, scores, masks and boxes, on images of several
+sizes and aspect ratios, on a crowded image and on an image without detections."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from detectron2.modeling import build_model
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from solo_d2.export import ONNXPredictor, compare_outputs, export_onnx, pytorch_outputs  # noqa: E402
+from solo_d2.modeling.postprocess import select_candidates  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import tiny_cfg  # noqa: E402
+
+HEADS = {
+    "solo": ("SOLOHead", "SOLO_R50_1x.yaml"),
+    "decoupled": ("DecoupledSOLOHead", "Decoupled_SOLO_R50_1x.yaml"),
+    "decoupled_light": ("DecoupledSOLOLightHead", "Decoupled_SOLO_Light_R50_3x.yaml"),
+    "solov2": ("SOLOV2Head", "SOLOv2_R50_1x.yaml"),
+    "solov2_light": ("SOLOV2Head", "SOLOv2_Light_R50_3x.yaml"),
+}
+#: (H, W): landscape, portrait, wide, and one not a multiple of the backbone's 32
+SIZES = [(96, 128), (160, 72), (64, 192), (101, 77)]
+NUM_CLASSES = 10
+
+
+def _model(head: str, config: str, cls_bias: float):
+    """A tiny model whose head has confident, varied masks (trained masks are confident; a
+    freshly initialised head has every mask probability near one value). ``cls_bias`` sets
+    how many cells pass the score threshold."""
+    cfg = tiny_cfg(head, NUM_CLASSES, config)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.head.named_parameters():
+            if p.dim() == 4:  # conv weights: He-normal, x2 for confident masks
+                p.copy_(torch.randn(p.shape, generator=g) * 2 * (2.0 / p[0].numel()) ** 0.5)
+            elif name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=g))
+        model.head.conv_cls.bias.fill_(cls_bias)
+    return model
+
+
+def _image(hw, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((3, *hw), generator=g) * 255).to(torch.uint8)
+
+
+def _candidates(model, image) -> int:
+    with torch.no_grad():
+        _, cls_logits, _ = model.forward_head([{"image": image}])
+        probs = [p[0] for p in model.category_probs(cls_logits)]
+    return len(select_candidates(probs, model.inference_settings.score_thresh).scores)
+
+
+@pytest.fixture(scope="module", params=sorted(HEADS))
+def exported(request, tmp_path_factory):
+    head, config = HEADS[request.param]
+    model = _model(head, config, cls_bias=-1.0)
+    path = export_onnx(model, str(tmp_path_factory.mktemp(request.param) / "model.onnx"), _image((96, 128)))
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return request.param, model, session
+
+
+def _run(session, image):
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"image": image.numpy()})))
+
+
+def test_onnx_runtime_equals_pytorch_on_sizes_and_a_crowded_image(exported):
+    name, model, session = exported
+    crowded = 0
+    for i, hw in enumerate(SIZES):
+        image = _image(hw, seed=i)
+        ref, got = pytorch_outputs(model, image), _run(session, image)
+        report = compare_outputs(ref, got)
+        assert got["masks"].shape[1:] == hw, (name, hw)
+        assert report.count_onnx == report.count_pytorch > 0, (name, hw, report)
+        assert report.same_classes, (name, hw, report)
+        assert report.max_score_diff < 1e-4, (name, hw, report)
+        assert report.pixel_agreement >= 0.999, (name, hw, report)
+        assert got["masks"].dtype == np.bool_ and got["classes"].dtype == np.int64
+        crowded = max(crowded, _candidates(model, image))
+    assert crowded >= 500, f"{name}: the crowded case has only {crowded} candidates"
+
+
+def test_image_without_detections_gives_empty_outputs(exported, tmp_path):
+    name, model, _ = exported
+    with torch.no_grad():
+        model.head.conv_cls.bias.fill_(-30.0)  # no cell passes the score threshold
+    try:
+        path = export_onnx(model, str(tmp_path / "empty.onnx"), _image((96, 128)))
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        got = _run(session, _image((80, 112), seed=5))
+    finally:
+        with torch.no_grad():
+            model.head.conv_cls.bias.fill_(-1.0)
+    assert got["masks"].shape == (0, 80, 112)
+    assert got["scores"].shape == got["classes"].shape == (0,)
+    assert got["boxes"].shape == (0, 4)

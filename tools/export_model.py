@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+r"""Export a SOLO-family model to ONNX, post-processing included (README "Deploy").
+
+    python tools/export_model.py --config-file configs/SOLOv2_R50_1x.yaml --output export/ \
+        [--sample-image img.jpg] [--opset 17] MODEL.WEIGHTS solov2_r50_1x.pth
+
+Writes <output>/model.onnx: one (3, H, W) image in (uint8, INPUT.FORMAT channel order, resized
+as the test loader resizes, not normalised), any H and W; out: masks (K, H, W) bool, scores
+(K,), classes (K,) int64, boxes (K, 4) XYXY, K >= 0. The graph holds normalisation, padding,
+backbone, head, point NMS, candidate selection, mask scoring, Matrix NMS, top-k and the
+masks' upsampling and cropping. With --sample-image the exported graph is run once in ONNX
+Runtime on it and compared with PyTorch. Run it with demo.py --onnx <output>/model.onnx.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+
+from solo_d2.cli import readable_file, tool_parser  # noqa: E402
+
+
+def get_parser() -> argparse.ArgumentParser:
+    from solo_d2.export.onnx_export import DEFAULT_OPSET
+
+    p = tool_parser(__doc__)
+    p.add_argument("--config-file", required=True, metavar="FILE", type=readable_file,
+                   help="path to a config yaml")
+    p.add_argument("--output", required=True, help="folder for model.onnx (created if missing)")
+    p.add_argument("--sample-image", metavar="FILE", type=readable_file,
+                   help="an image to trace with and to check the exported graph on")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 11)")
+    p.add_argument("opts", default=[], nargs=argparse.REMAINDER, metavar="KEY VALUE",
+                   help="config options, e.g. MODEL.WEIGHTS model_final.pth")
+    return p
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    from detectron2.utils.logger import setup_logger
+
+    from solo_d2 import get_solo_cfg
+    from solo_d2.export import check_against_pytorch, export_from_config
+
+    setup_logger(name="solo_d2")
+    cfg = get_solo_cfg(args.config_file, args.opts)
+    try:
+        path = export_from_config(cfg, args.output, args.sample_image, opset=args.opset)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    if args.sample_image:
+        print(check_against_pytorch(cfg, path, args.sample_image))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
