@@ -7,12 +7,16 @@ r"""Run a SOLO-family model on images and save the predictions drawn on them.
 
     python demo.py --config-file CFG --video-input clip.mp4 --output vis/ MODEL.WEIGHTS W
 
+    python demo.py --config-file CFG --onnx export/model.onnx --input img1.png --output vis/
+
 Writes <output>/<input name>.png for every input: the image with the instance masks, class
 names and scores of the predictions whose score is at least --confidence-threshold (a video
 becomes <output>/<video name>.mp4). An input that cannot be read is reported with its path and
 skipped; the exit status is then 1. Class names are those the checkpoint carries (converted
 mmdet checkpoints), else those of DATASETS.TEST[0]. Without MODEL.WEIGHTS the model is
-untrained, and the demo says so.
+untrained, and the demo says so. With --onnx the graph written by tools/export_model.py runs
+in ONNX Runtime on the CPU instead of the PyTorch model (MODEL.WEIGHTS is then not read; the
+config gives the test resize and INPUT.FORMAT, the graph's metadata the class names).
 """
 import argparse
 import glob
@@ -62,6 +66,8 @@ def get_parser() -> argparse.ArgumentParser:
         help="folder for the visualisations (created if missing): one PNG per image, "
         "<video name>.mp4 for a video",
     )
+    parser.add_argument("--onnx", metavar="FILE", type=readable_file,
+                        help="run this exported graph (tools/export_model.py) in ONNX Runtime")
     parser.add_argument(
         "--confidence-threshold",
         type=float,
@@ -194,6 +200,22 @@ def run_video(args, predictor: SOLOPredictor, metadata) -> int:
     return 0
 
 
+def build_predictor(args: argparse.Namespace, cfg: CfgNode):
+    """SOLOPredictor, or with --onnx an ONNXPredictor: ``predictor(bgr) -> {"instances"}``
+    and ``thing_classes`` either way. Both read BGR and convert to cfg.INPUT.FORMAT."""
+    if args.onnx is not None:
+        from solo_d2.export import ONNXPredictor
+
+        return ONNXPredictor(args.onnx, cfg)
+    if not cfg.MODEL.WEIGHTS:
+        logger.warning(
+            "MODEL.WEIGHTS is empty: this model is UNTRAINED (random weights) and its "
+            "predictions mean nothing. Give a trained checkpoint: MODEL.WEIGHTS "
+            "output/.../model_final.pth"
+        )
+    return SOLOPredictor(cfg)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = get_parser()
     args = parser.parse_args(argv)
@@ -212,13 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(str(e))
     setup_logger(name="solo_d2")
     cfg = setup_cfg(args)
-    if not cfg.MODEL.WEIGHTS:
-        logger.warning(
-            "MODEL.WEIGHTS is empty: this model is UNTRAINED (random weights) and its "
-            "predictions mean nothing. Give a trained checkpoint: MODEL.WEIGHTS "
-            "output/.../model_final.pth"
-        )
-    predictor = SOLOPredictor(cfg)  # reads BGR, converts to cfg.INPUT.FORMAT itself
+    predictor = build_predictor(args, cfg)
     metadata = demo_metadata(cfg, predictor)
     os.makedirs(args.output, exist_ok=True)
     if args.video_input is not None:

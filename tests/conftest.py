@@ -46,6 +46,23 @@ def tiny_cfg(
     return cfg
 
 
+def make_head_confident(model, cls_bias: float, seed: int = 1) -> None:
+    """Give ``model``'s head confident, varied masks, in place: He-normal conv weights x2,
+    N(0, 1) biases, and category bias ``cls_bias`` (how many cells pass the score threshold).
+    A freshly initialised head has every mask probability near one value; trained heads
+    have confident masks, which is what export and runner tests need to compare."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.head.named_parameters():
+            if p.dim() == 4:
+                p.copy_(torch.randn(p.shape, generator=g) * 2 * (2.0 / p[0].numel()) ** 0.5)
+            elif name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=g))
+        model.head.conv_cls.bias.fill_(cls_bias)
+
+
 # tiny_cfg's model as train_net.py options (R18-FPN at 32 channels, 2 stacked convs, small
 # grids, 128-256 px images, on the CPU, from scratch)
 TINY_OPTS = [

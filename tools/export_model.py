@@ -30,7 +30,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for model.onnx (created if missing)")
     p.add_argument("--sample-image", metavar="FILE", type=readable_file,
                    help="an image to trace with and to check the exported graph on")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 11)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 14)")
     p.add_argument("opts", default=[], nargs=argparse.REMAINDER, metavar="KEY VALUE",
                    help="config options, e.g. MODEL.WEIGHTS model_final.pth")
     return p

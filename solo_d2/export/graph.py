@@ -6,7 +6,6 @@ image whose masks are returned at the image's own size.
 """
 from typing import Tuple
 
-import torch
 from torch import Tensor, nn
 
 from ..modeling import SOLO

@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 #: opset written by default: the highest the tracing exporter writes (ONNX Runtime >= 1.14
 #: runs it)
 DEFAULT_OPSET = 17
-#: the graph needs ONNX Unique (opset 11) and Resize with sizes; earlier opsets are refused
-MIN_OPSET = 11
+#: the graph needs ONNX Trilu (opset 14, Matrix NMS's upper triangle); earlier opsets are refused
+MIN_OPSET = 14
 
 
 def export_onnx(
@@ -42,7 +42,7 @@ def export_onnx(
         sample_image: (C, H, W) uint8 or float image the graph is traced with; its dtype
             becomes the graph input's. The result does not depend on its content or size (the
             traced code has no data-dependent branches). Default: a 3 x 320 x 320 uint8 zeros.
-        opset: ONNX opset, >= 11.
+        opset: ONNX opset, >= MIN_OPSET (14).
         thing_classes, input_format: written into the model's metadata (``thing_classes`` as
             JSON, ``input_format``) for runners.
     Inputs of the graph: ``image`` (C, H, W), any H and W. Outputs: ``masks`` (K, H, W) bool,

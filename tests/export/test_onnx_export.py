@@ -12,11 +12,12 @@ from detectron2.modeling import build_model
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from solo_d2.export import ONNXPredictor, compare_outputs, export_onnx, pytorch_outputs  # noqa: E402
+from solo_d2.export import compare_outputs, export_onnx, pytorch_outputs  # noqa: E402
+from solo_d2.export.onnx_export import MIN_OPSET  # noqa: E402
 from solo_d2.modeling.postprocess import select_candidates  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conftest import tiny_cfg  # noqa: E402
+from conftest import make_head_confident, tiny_cfg  # noqa: E402
 
 HEADS = {
     "solo": ("SOLOHead", "SOLO_R50_1x.yaml"),
@@ -31,20 +32,11 @@ NUM_CLASSES = 10
 
 
 def _model(head: str, config: str, cls_bias: float):
-    """A tiny model whose head has confident, varied masks (trained masks are confident; a
-    freshly initialised head has every mask probability near one value). ``cls_bias`` sets
-    how many cells pass the score threshold."""
-    cfg = tiny_cfg(head, NUM_CLASSES, config)
+    """A tiny model with confident masks; ``cls_bias`` sets how many cells pass the score
+    threshold."""
     torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.head.named_parameters():
-            if p.dim() == 4:  # conv weights: He-normal, x2 for confident masks
-                p.copy_(torch.randn(p.shape, generator=g) * 2 * (2.0 / p[0].numel()) ** 0.5)
-            elif name.endswith("bias"):
-                p.copy_(torch.randn(p.shape, generator=g))
-        model.head.conv_cls.bias.fill_(cls_bias)
+    model = build_model(tiny_cfg(head, NUM_CLASSES, config)).eval()
+    make_head_confident(model, cls_bias)
     return model
 
 
@@ -105,3 +97,20 @@ def test_image_without_detections_gives_empty_outputs(exported, tmp_path):
     assert got["masks"].shape == (0, 80, 112)
     assert got["scores"].shape == got["classes"].shape == (0,)
     assert got["boxes"].shape == (0, 4)
+
+
+def test_linear_matrix_nms_and_the_oldest_opset(tmp_path):
+    # MODEL.SOLO.TEST.KERNEL linear, exported at the oldest opset accepted, still PyTorch's answer
+    cfg = tiny_cfg("SOLOV2Head", NUM_CLASSES, "SOLOv2_R50_1x.yaml")
+    cfg.MODEL.SOLO.TEST.KERNEL = "linear"
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    make_head_confident(model, cls_bias=-1.0)
+    assert model.inference_settings.kernel == "linear"
+    path = export_onnx(model, str(tmp_path / "m.onnx"), _image((96, 128)), opset=MIN_OPSET)
+    assert onnx.load(path).opset_import[0].version == MIN_OPSET
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    image = _image((112, 80), seed=3)
+    report = compare_outputs(pytorch_outputs(model, image), _run(session, image))
+    assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
+    assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
