@@ -114,3 +114,19 @@ def test_linear_matrix_nms_and_the_oldest_opset(tmp_path):
     report = compare_outputs(pytorch_outputs(model, image), _run(session, image))
     assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
     assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
+
+
+def test_float_input_graph_and_its_runner(tmp_path):
+    # traced with a float image, the graph takes float images (Detectron2's DefaultPredictor
+    # feeds float32); ONNXPredictor feeds what the graph's input asks for
+    torch.manual_seed(0)
+    model = _model("SOLOV2Head", "SOLOv2_R50_1x.yaml", cls_bias=-1.0)
+    path = export_onnx(model, str(tmp_path / "m.onnx"), _image((64, 96)).float())
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(float)"
+    image = _image((96, 64), seed=7)
+    got = dict(zip([o.name for o in session.get_outputs()],
+                   session.run(None, {"image": image.float().numpy()})))
+    report = compare_outputs(pytorch_outputs(model, image), got)
+    assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
+    assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report

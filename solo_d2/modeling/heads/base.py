@@ -62,7 +62,11 @@ def group_by_image(batch_idx: Tensor) -> List[Tuple[int, Tensor]]:
 
 
 def resize_probs(probs: Tensor, out_size: Optional[Sequence[int]]) -> Tensor:
-    """(K, h, w) -> (K, *out_size), bilinear; unchanged when out_size is None or equal."""
+    """(K, h, w) -> (K, *out_size), bilinear; unchanged when out_size is None or equal.
+
+    Whether the sizes are equal depends on the level only (inputs are padded to the
+    backbone's size divisibility), so an ONNX trace may keep the decision made on its sample.
+    """
     if out_size is None or tuple(probs.shape[-2:]) == tuple(out_size):
         return probs
     return F.interpolate(probs[None], size=tuple(out_size), mode="bilinear")[0]
