@@ -24,13 +24,20 @@ class ParityReport:
     pixel_agreement: float
     #: max |box coordinate difference| in pixels
     max_box_diff: float
+    #: instances whose position differs only because their scores are within
+    #: ``tie_tolerance`` of another instance's (the order of near-equal scores is float noise)
+    near_tie_swaps: int = 0
+    #: PyTorch instances with no ONNX Runtime instance of the same class, a score within
+    #: ``tie_tolerance`` and >= 99 % equal mask pixels
+    unmatched: int = 0
 
     def __str__(self) -> str:
         return (
             f"instances: PyTorch {self.count_pytorch}, ONNX Runtime {self.count_onnx}; "
             f"same classes and order: {self.same_classes}; max score difference "
             f"{self.max_score_diff:.2e}; mask pixels equal: {100 * self.pixel_agreement:.4f} %; "
-            f"max box difference {self.max_box_diff:.1f} px"
+            f"max box difference {self.max_box_diff:.1f} px; near-tie swaps "
+            f"{self.near_tie_swaps}, unmatched {self.unmatched}"
         )
 
 
@@ -47,7 +54,30 @@ def pytorch_outputs(model: nn.Module, image: torch.Tensor) -> Dict[str, np.ndarr
     }
 
 
-def compare_outputs(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray]) -> ParityReport:
+def _match(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], tol: float):
+    """(swapped, unmatched): each PyTorch instance is matched to an unused ONNX Runtime
+    instance of the same class, a score within ``tol`` and >= 99 % equal mask pixels."""
+    used = np.zeros(len(got["scores"]), dtype=bool)
+    swapped = unmatched = 0
+    for i in range(len(ref["scores"])):
+        close = np.nonzero(
+            ~used
+            & (got["classes"] == ref["classes"][i])
+            & (np.abs(got["scores"] - ref["scores"][i]) <= tol)
+        )[0]
+        agree = [(got["masks"][j] == ref["masks"][i]).mean() for j in close]
+        if not agree or max(agree) < 0.99:
+            unmatched += 1
+            continue
+        j = close[int(np.argmax(agree))]
+        used[j] = True
+        swapped += int(j != i)
+    return swapped, unmatched
+
+
+def compare_outputs(
+    ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], tie_tolerance: float = 1e-4
+) -> ParityReport:
     """``ref`` (PyTorch) vs ``got`` (ONNX Runtime), both as the graph's named outputs."""
     n_ref, n_got = len(ref["scores"]), len(got["scores"])
     same = n_ref == n_got
@@ -60,6 +90,7 @@ def compare_outputs(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray]) -> P
         max_score_diff=float(np.abs(ref["scores"] - got["scores"]).max()) if both else float("nan"),
         pixel_agreement=float(pixels),
         max_box_diff=float(np.abs(ref["boxes"] - got["boxes"]).max()) if both else 0.0,
+        **dict(zip(("near_tie_swaps", "unmatched"), _match(ref, got, tie_tolerance))),
     )
 
 
