@@ -168,3 +168,16 @@ def test_all_solov2_yamls_load_and_r50_builds():
     assert h.conv_kernel.weight.shape == (256, 512, 3, 3)
     assert h.mask_feature_head.conv_pred.weight.shape == (256, 128, 1, 1)
     assert h.mask_feature_head.convs_all_levels[3].conv0.weight.shape == (128, 258, 3, 3)
+
+
+def test_dynamic_conv_as_matmuls_equals_conv2d():
+    # the matmul form (traceable into ONNX) against torch's unpadded convolution
+    g = torch.Generator().manual_seed(0)
+    for k in (1, 3):
+        head = build_model(_cfg(DYNAMIC_CONV_SIZE=k)).head
+        feats = torch.randn(MASK_OUT_CH, 13, 17, generator=g)
+        kernels = torch.randn(5, MASK_OUT_CH * k * k, generator=g)
+        expected = torch.nn.functional.conv2d(feats[None], kernels.view(5, -1, k, k))[0]
+        got = head._dynamic_conv(feats, kernels)
+        assert got.shape == (5, 13 - k + 1, 17 - k + 1)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
