@@ -16,6 +16,8 @@ TOOLS = {
     "tools/convert_torchvision_backbone.py": ("Convert a torchvision ImageNet ResNet", False),
     "tools/eval_class_agnostic.py": ("COCO AP of saved predictions", True),
     "tools/benchmark.py": ("Speed and memory benchmark", True),
+    "tools/export_model.py": ("Export a SOLO-family model to ONNX", True),
+    "tools/benchmark_export.py": ("ONNX Runtime (CPU provider) vs PyTorch latency", True),
 }
 
 
@@ -41,6 +43,12 @@ def test_help_has_description_and_defaults(tool):
     ("tools/convert_mmdet_checkpoint.py", ["missing.pth", "out.pth"]),
     ("tools/convert_torchvision_backbone.py", ["missing.pth", "out.pkl"]),
     ("tools/eval_class_agnostic.py", ["missing.json", "results.json"]),
+    ("tools/export_model.py", ["--config-file", "missing.yaml", "--output", "o"]),
+    ("tools/export_model.py", ["--config-file", "configs/Base-SOLO.yaml", "--output", "o",
+                               "--sample-image", "missing.png"]),
+    ("demo.py", ["--config-file", "configs/Base-SOLO.yaml", "--onnx", "missing.onnx",
+                 "--input", "README.md", "--output", "o"]),
+    ("tools/benchmark_export.py", ["--config-file", "missing.yaml"]),
 ])
 def test_missing_input_is_one_error_line(tool, args):
     r = _run(tool, *args)
