@@ -125,6 +125,8 @@ def export_from_config(
     cfg.defrost()
     cfg.MODEL.DEVICE = "cpu"  # the graph does not depend on the device it is traced on
     model = build_model(cfg).eval()
+    if not cfg.MODEL.WEIGHTS:
+        logger.warning("MODEL.WEIGHTS is empty: exporting an UNTRAINED model (random weights)")
     extra = SOLOCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     if sample_image is not None:
         image = read_image(sample_image, format=cfg.INPUT.FORMAT)
