@@ -89,6 +89,9 @@ def add_solo_config(cfg: CN) -> None:
     _C.MODEL.SOLO.TEST.SIGMA = 2.0
     # Instances kept per image; -1: no limit.
     _C.MODEL.SOLO.TEST.MAX_PER_IMG = 100
+    # Inference autocast dtype: "" (fp32), "bfloat16" or "float16"; convolutions run in it,
+    # mask projection of the candidates, scoring and Matrix NMS stay fp32 (README "Mixed precision").
+    _C.MODEL.SOLO.TEST.AMP = ""
 
     # COCO-format datasets to register by name, for DATASETS.TRAIN / TEST without Python:
     # [[name, json_file, image_root], ...] (Detectron2's register_coco_instances).
@@ -107,3 +110,7 @@ def add_solo_config(cfg: CN) -> None:
     # TensorBoard); written values are medians over that many iterations (1: every value).
     # Detectron2's DefaultTrainer fixes it at 20.
     _C.SOLVER.LOG_PERIOD = 20
+    # SOLOTrainer: autocast dtype of training under SOLVER.AMP.ENABLED (Detectron2 has no key
+    # for it): "auto" (float16 with grad scaling on CUDA, Detectron2's; bfloat16 on the CPU),
+    # "float16" (grad scaling) or "bfloat16" (no scaling needed: fp32's exponent range).
+    _C.SOLVER.AMP.PRECISION = "auto"

@@ -1,5 +1,5 @@
 """SOLO meta-architecture: preprocess -> backbone -> head -> losses | inference."""
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -13,6 +13,7 @@ from ..config_checks import check_trainer_honours_config, validate_solo_config
 from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
 from .losses import category_focal_loss, dice_loss
+from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32
 from .postprocess import InferenceSettings, candidates_to_instances, point_nms, select_candidates
 from .targets import LevelTargets, assign_targets_single
 
@@ -58,7 +59,10 @@ class SOLO(nn.Module):
         focal_gamma: float = 2.0,
         focal_weight: float = 1.0,
         inference_settings: InferenceSettings = InferenceSettings(),
+        inference_amp: Optional[torch.dtype] = None,
     ):
+        """``inference_amp``: autocast dtype of the inference forward (MODEL.SOLO.TEST.AMP);
+        None: fp32. Training follows the trainer's autocast (SOLVER.AMP)."""
         super().__init__()
         if not (len(strides) == len(scale_ranges) == head.num_levels == len(head_in_features)):
             raise ValueError(
@@ -84,6 +88,7 @@ class SOLO(nn.Module):
         self.focal_gamma = focal_gamma
         self.focal_weight = focal_weight
         self.inference_settings = inference_settings
+        self.inference_amp = inference_amp
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -119,6 +124,7 @@ class SOLO(nn.Module):
             "focal_gamma": c.LOSS.FOCAL_GAMMA,
             "focal_weight": c.LOSS.FOCAL_WEIGHT,
             "inference_settings": InferenceSettings.from_config(cfg),
+            "inference_amp": amp_dtype(c.TEST.AMP, "MODEL.SOLO.TEST.AMP"),
         }
 
     @property
@@ -143,7 +149,9 @@ class SOLO(nn.Module):
         return images, cls_logits, mask_inputs
 
     def forward(self, batched_inputs: List[Dict]):
-        images, cls_logits, mask_inputs = self.forward_head(batched_inputs)
+        amp = None if self.training else self.inference_amp
+        with autocast_for(self.device.type, amp):
+            images, cls_logits, mask_inputs = self.forward_head(batched_inputs)
         if self.training:
             for x in batched_inputs:
                 if "instances" not in x:
@@ -214,10 +222,15 @@ class SOLO(nn.Module):
             )
         return targets
 
+    @fp32_ops
     def losses(
         self, cls_logits: List[Tensor], mask_inputs: list, gt: List[Instances], padded_hw
     ) -> Dict[str, Tensor]:
-        """Focal loss over all cells + dice loss over positive cells (only those are projected)."""
+        """Focal loss over all cells + dice loss over positive cells (only those are projected).
+
+        In fp32 whatever the autocast state: head outputs are cast, targets, projection and
+        losses run with autocast off (precision.py)."""
+        cls_logits, mask_inputs = to_fp32((cls_logits, mask_inputs))
         mask_sizes = [tuple(self.head.level_mask_size(mask_inputs, lvl)) for lvl in range(len(cls_logits))]
         targets = self.get_targets(gt, mask_sizes, tuple(padded_hw))
 
@@ -267,6 +280,7 @@ class SOLO(nn.Module):
 
     # ----------------------------------------------------------------- inference
     @torch.no_grad()
+    @fp32_ops
     def inference(
         self,
         cls_logits: List[Tensor],
@@ -276,8 +290,10 @@ class SOLO(nn.Module):
     ) -> List[Instances]:
         """Instances per image: masks at ``output_sizes``, cropped from ``image_sizes``.
 
-        Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask.
+        Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask. In fp32
+        whatever the autocast state (as :meth:`losses`).
         """
+        cls_logits, mask_inputs = to_fp32((cls_logits, mask_inputs))
         settings = self.inference_settings
         probs = [point_nms(x.sigmoid()) for x in cls_logits]
         mask_size = tuple(self.head.level_mask_size(mask_inputs, 0))

@@ -14,6 +14,8 @@ from detectron2.structures import BitMasks, Boxes, Instances
 from torch import Tensor
 from torch.nn import functional as F
 
+from .precision import fp32_ops
+
 __all__ = [
     "InferenceSettings",
     "point_nms",
@@ -100,6 +102,7 @@ def select_candidates(cls_probs: List[Tensor], score_thr: float) -> Candidates:
     return Candidates(scores, labels, mask_ids, torch.stack([level, local], 1))
 
 
+@fp32_ops
 def mask_matrix_nms(
     masks: Tensor,
     labels: Tensor,
@@ -130,6 +133,7 @@ def mask_matrix_nms(
     """
     if kernel not in ("gaussian", "linear"):
         raise ValueError(f"Matrix NMS kernel must be 'gaussian' or 'linear', got {kernel!r}")
+    scores, mask_area = scores.float(), mask_area.float()  # fp32 under autocast too
     if mask_ids is None:
         mask_ids = torch.arange(len(scores), device=scores.device)
     empty = (scores.new_zeros(0), labels.new_zeros(0), labels.new_zeros(0))
@@ -199,6 +203,7 @@ def _empty_instances(output_size: Tuple[int, int], device) -> Instances:
     return result
 
 
+@fp32_ops
 def candidates_to_instances(
     cand: Candidates,
     cell_probs: Tensor,
@@ -226,6 +231,9 @@ def candidates_to_instances(
         Instances with pred_masks (n, height, width) bool, pred_boxes (tight boxes of the
         masks), scores and pred_classes.
     """
+    # areas, maskness and Matrix NMS in fp32 whatever the autocast state (precision.py)
+    cell_probs = cell_probs.float()
+    cand = Candidates(cand.scores.float(), cand.labels, cand.mask_ids, cand.cells)
     device = cell_probs.device
     if len(cand.scores) == 0:
         return _empty_instances(output_size, device)
