@@ -212,9 +212,13 @@ def run_tower(tower: nn.Sequential, x: Tensor, recompute_norm_act: bool = False)
     Same outputs and gradients.
 
     A tower whose BatchNorms update running statistics (training mode) runs without
-    recomputation, as recomputing would update them twice.
+    recomputation, as recomputing would update them twice; so does one under autocast, where
+    the selective recomputation fails on the autocast weight casts (torch 2.14: "_to_copy
+    encountered during backward but not found in storage"), and whose activations are half
+    the size anyway.
     """
-    if not (recompute_norm_act and torch.is_grad_enabled() and _recompute_is_exact(tower)):
+    if not (recompute_norm_act and torch.is_grad_enabled() and _recompute_is_exact(tower)
+            and not torch.is_autocast_enabled(x.device.type)):
         return tower(x)
     layers = list(tower)
     x = layers[0].conv(x)

@@ -60,9 +60,11 @@ class SOLO(nn.Module):
         focal_weight: float = 1.0,
         inference_settings: InferenceSettings = InferenceSettings(),
         inference_amp: Optional[torch.dtype] = None,
+        channels_last: bool = False,
     ):
         """``inference_amp``: autocast dtype of the inference forward (MODEL.SOLO.TEST.AMP);
-        None: fp32. Training follows the trainer's autocast (SOLVER.AMP)."""
+        None: fp32. Training follows the trainer's autocast (SOLVER.AMP). ``channels_last``:
+        the conv weights and the input batch in NHWC (MODEL.SOLO.CHANNELS_LAST)."""
         super().__init__()
         if not (len(strides) == len(scale_ranges) == head.num_levels == len(head_in_features)):
             raise ValueError(
@@ -89,8 +91,11 @@ class SOLO(nn.Module):
         self.focal_weight = focal_weight
         self.inference_settings = inference_settings
         self.inference_amp = inference_amp
+        self.channels_last = channels_last
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        if channels_last:  # loading a checkpoint later copies into these, keeping the layout
+            self.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_config(cls, cfg):
@@ -125,6 +130,7 @@ class SOLO(nn.Module):
             "focal_weight": c.LOSS.FOCAL_WEIGHT,
             "inference_settings": InferenceSettings.from_config(cfg),
             "inference_amp": amp_dtype(c.TEST.AMP, "MODEL.SOLO.TEST.AMP"),
+            "channels_last": c.CHANNELS_LAST,
         }
 
     @property
@@ -144,7 +150,10 @@ class SOLO(nn.Module):
         """Preprocess, backbone, head: ``(images, cls_logits, mask_inputs)`` (see the head's
         contract in ``heads/base.py``). Training and inference both start here."""
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
+        x = images.tensor
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        features = self.backbone(x)
         cls_logits, mask_inputs = self.head([features[f] for f in self.head_in_features])
         return images, cls_logits, mask_inputs
 
