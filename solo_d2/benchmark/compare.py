@@ -34,8 +34,8 @@ def compare_outputs(ours: Instances, theirs: Any) -> Dict[str, Any]:
 def match_instances(ours: Instances, other: Instances, iou: float = 0.9) -> Dict[str, Any]:
     """Order-free agreement of two models' instances (e.g. fp32 and autocast): each of ours is
     matched to the unmatched same-class instance of ``other`` with the highest mask IoU;
-    ``matched``: pairs with IoU >= ``iou``, with their largest score difference and lowest
-    IoU. Near-tied scores may swap order under rounding; this counts them as the same."""
+    ``matched``: pairs with IoU >= ``iou``, with their largest and median score difference
+    and lowest IoU. Near-tied scores may swap order under rounding; this counts them as the same."""
     used = torch.zeros(len(other), dtype=torch.bool)
     a_all, b_all = ours.pred_masks.bool().cpu(), other.pred_masks.bool().cpu()
     ious, diffs = [], []
@@ -51,4 +51,6 @@ def match_instances(ours: Instances, other: Instances, iou: float = 0.9) -> Dict
             ious.append(float(v[j]))
             diffs.append(float((ours.scores[i] - other.scores[cand[j]]).abs()))
     return {"instances_ours": len(ours), "instances_other": len(other), "matched": len(ious),
-            "max_score_diff": max(diffs, default=0.0), "min_iou": min(ious, default=1.0)}
+            "max_score_diff": max(diffs, default=0.0),
+            "median_score_diff": float(torch.tensor(diffs).median()) if diffs else 0.0,
+            "min_iou": min(ious, default=1.0)}

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.ops import deform_conv2d
 
+from .precision import fp32_region, to_fp32
+
 __all__ = [
     "coord_features",
     "DeformConv",
@@ -95,6 +97,12 @@ class DeformConv(_NormAct, nn.Module):
         else:
             offset = out
         p = self.padding
+        if torch.is_autocast_enabled(x.device.type):
+            # torchvision's CPU kernel has no bf16 / fp16 and the op no CPU autocast rule (on
+            # CUDA its rule also runs it in fp32): the offsets' conv stays in low precision
+            with fp32_region():
+                x, offset, mask = to_fp32((x, offset, mask))
+                return deform_conv2d(x, offset, self.weight, self.bias, padding=(p, p), mask=mask)
         return deform_conv2d(x, offset, self.weight, self.bias, padding=(p, p), mask=mask)
 
     def forward(self, x: Tensor) -> Tensor:

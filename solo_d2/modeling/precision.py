@@ -86,11 +86,15 @@ def fp32_ops(fn: F) -> F:
 
 def to_fp32(tree: Any) -> Any:
     """Every bf16 / fp16 tensor in a (nested list / tuple / dict) structure cast to fp32;
-    other tensors and leaves unchanged (the cast is differentiable)."""
+    other tensors and leaves unchanged (the cast is differentiable). A tensor found several
+    times is cast once (SOLOv2's mask features appear on every level)."""
+    done: dict = {}
 
     def cast(x: Any) -> Any:
         if isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16):
-            return x.float()
+            if id(x) not in done:
+                done[id(x)] = x.float()
+            return done[id(x)]
         return x
 
     return tree_map(cast, tree)

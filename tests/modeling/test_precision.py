@@ -8,6 +8,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 
 from conftest import tiny_cfg
+from solo_d2.benchmark.compare import match_instances
 from solo_d2.modeling.postprocess import (
     Candidates,
     InferenceSettings,
@@ -84,22 +85,6 @@ def test_losses_under_autocast_are_fp32_and_near_fp32(head_model, dtype):
     assert ref["loss_mask"].item() < 0.99 * 3.0  # dice not saturated: the masks matter
 
 
-def _match(ref: Instances, out: Instances, k: int):
-    """For each of the top ``k`` instances of ``ref``: (IoU, |score difference|) of the best
-    same-class instance of ``out``, or None."""
-    res = []
-    for i in range(min(k, len(ref))):
-        same = (out.pred_classes == ref.pred_classes[i]).nonzero().flatten()
-        if len(same) == 0:
-            res.append(None)
-            continue
-        a, b = ref.pred_masks[i], out.pred_masks[same]
-        iou = (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).clamp(min=1)
-        j = int(iou.argmax())
-        res.append((iou[j].item(), abs(ref.scores[i] - out.scores[same[j]]).item()))
-    return res
-
-
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_inference_switch_keeps_the_fp32_instances(head_model, dtype):
     head, config, model = head_model
@@ -117,14 +102,14 @@ def test_inference_switch_keeps_the_fp32_instances(head_model, dtype):
     hook.remove()
     assert seen["dtype"] == DTYPES[dtype]  # the switch runs the convolutions in low precision
     assert out.scores.dtype == torch.float32 and out.pred_masks.dtype == torch.bool
-    assert len(ref) >= 5
-    # The top instances (random weights give many near-ties further down, which any rounding
-    # reorders): same class, same mask to IoU 0.9, score to 0.03 (bf16) / 0.005 (fp16). Scores
-    # differ by ~1e-3 (bf16) before Matrix NMS; two same-class masks that swap order change
-    # which of them decays (measured: 0.019 on one instance, Decoupled SOLO, bf16).
-    tol = 0.03 if dtype == "bfloat16" else 0.005
-    for m in _match(ref, out, 5):
-        assert m is not None and m[0] >= 0.9 and m[1] <= tol, _match(ref, out, 5)
+    # Order-free: random weights give dozens of near-tied candidates (scores ~0.1-0.3, many
+    # overlapping masks of one class); a rounding that swaps two of them changes which one
+    # Matrix NMS decays, so a few instances differ and a matched one may keep another
+    # decay. Measured on the five heads: 91-100 of 100 instances matched (mask IoU >= 0.9,
+    # same class), median score difference <= 2.3e-3 (bf16), <= 4e-4 (fp16).
+    m = match_instances(ref, out, iou=0.9)
+    assert len(ref) >= 20 and m["matched"] >= 0.85 * len(ref), m
+    assert m["median_score_diff"] <= (5e-3 if dtype == "bfloat16" else 1e-3), m
 
 
 def test_inference_switch_is_fp32_postprocessing_of_low_precision_heads():
@@ -218,3 +203,42 @@ def test_config_values_name_the_key():
     cfg.MODEL.SOLO.TEST.AMP = "fp16"
     with pytest.raises(ValueError, match=r"MODEL.SOLO.TEST.AMP is 'fp16'; expected one of"):
         build_model(cfg)
+
+
+def test_channels_last_switch_keeps_results_and_layout():
+    """MODEL.SOLO.CHANNELS_LAST: NHWC weights and input, the same losses and instances (fp32:
+    the same arithmetic in another order, to float rounding)."""
+    ref_model = _model("SOLOHead", "Base-SOLO.yaml").eval()
+    cfg = tiny_cfg("SOLOHead", config="Base-SOLO.yaml")
+    cfg.MODEL.SOLO.CHANNELS_LAST = True
+    model = build_model(cfg)
+    model.load_state_dict(ref_model.state_dict())
+    assert model.head.cls_convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.head.conv_cls.weight.is_contiguous(memory_format=torch.channels_last)
+    model.eval()
+    inputs = [_input()]
+    ref, out = ref_model(inputs)[0]["instances"], model(inputs)[0]["instances"]
+    assert len(out) == len(ref) > 0
+    assert torch.allclose(out.scores, ref.scores, atol=1e-5)
+    assert (out.pred_masks == ref.pred_masks).float().mean() > 0.999
+    ref_model.train(), model.train()
+    ref_l, out_l = ref_model(inputs), model(inputs)
+    for k in ref_l:
+        assert out_l[k].item() == pytest.approx(ref_l[k].item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_deformable_convs_under_autocast(dtype):
+    """torchvision's deform_conv2d has no bf16 / fp16 CPU kernel: DeformConv runs it in fp32
+    under autocast, the losses stay near fp32 (SOLOv2 light DCN: DCNv2 in the last conv)."""
+    cfg = tiny_cfg("SOLOV2Head", config="SOLOv2_Light_R50_DCN_3x.yaml")
+    cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE = [False] * 4  # R18 has no deformable stages
+    assert cfg.MODEL.SOLO.DCN_TYPE == "DCNv2"
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    inputs = [_input()]
+    ref = model(inputs)
+    with torch.autocast("cpu", dtype=DTYPES[dtype]):
+        low = model(inputs)
+    for k, v in low.items():
+        assert torch.isfinite(v) and v.item() == pytest.approx(ref[k].item(), rel=LOSS_RTOL[dtype])
