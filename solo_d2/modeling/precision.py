@@ -72,12 +72,19 @@ def fp32_region() -> Iterator[None]:
         yield
 
 
+def _autocast_on() -> bool:
+    return any(torch.is_autocast_enabled(d) for d in _device_types())
+
+
 def fp32_ops(fn: F) -> F:
     """Decorator: ``fn`` runs in :func:`fp32_region` (its tensor arguments are cast by ``fn``
-    itself where they may be half precision)."""
+    itself where they may be half precision). Without autocast it is ``fn`` as is, so that
+    fp32 tracing and export see no autocast context."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if not _autocast_on():
+            return fn(*args, **kwargs)
         with fp32_region():
             return fn(*args, **kwargs)
 
