@@ -49,10 +49,11 @@ def add_solo_config(cfg: CN) -> None:
     # less per layer (its measured cost and saving: docs/benchmark_cpu.md); needs torch >= 2.4.
     # Skipped for BatchNorm in training mode (recomputing would update its statistics twice).
     _C.MODEL.SOLO.RECOMPUTE_NORM_ACT = True
-    # Conv weights and input batch in channels_last (NHWC): measured faster on the CPU for
-    # inference (fp32 and bf16) and bf16 training, the same for fp32 training (README "Mixed
-    # precision"); False keeps PyTorch's default NCHW.
-    _C.MODEL.SOLO.CHANNELS_LAST = True
+    # Memory layout of the conv weights and the input batch: "channels_last" (NHWC),
+    # "contiguous" (NCHW, PyTorch's default) or "auto": NHWC when MODEL.SOLO.TEST.AMP or
+    # SOLVER.AMP.ENABLED is set (measured faster under bf16 on the CPU, README "Mixed
+    # precision"), NCHW in fp32 (mmdet's summation order: the parity tests hold it to 1e-4).
+    _C.MODEL.SOLO.MEMORY_FORMAT = "auto"
 
     # SOLOv2 only: the unified mask-feature branch (mmdet MaskFeatModule).
     _C.MODEL.SOLO.MASK_FEAT = CN()

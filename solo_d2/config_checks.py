@@ -109,7 +109,7 @@ def validate_solo_config(cfg: CfgNode) -> None:
     c.boolean(s + "DCN_APPLY_TO_ALL_CONV")
     c.boolean(s + "DROP_VANISHED_TARGETS")
     c.boolean(s + "RECOMPUTE_NORM_ACT")
-    c.boolean(s + "CHANNELS_LAST")
+    c.one_of(s + "MEMORY_FORMAT", ("auto", "channels_last", "contiguous"))
     c.real_in(s + "PRIOR_PROB", 0, 1, True, True)
 
     m = s + "MASK_FEAT."

@@ -102,8 +102,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def amp_name(value: str) -> str:
-    """--amp's value as MODEL.SOLO.TEST.AMP names it: bf16 -> bfloat16, fp16 -> float16."""
-    names = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16"}
+    """--amp's value as MODEL.SOLO.TEST.AMP names it: bf16 -> bfloat16, fp16 -> float16; ""
+    (the default: no amp model) stays ""."""
+    names = {"": "","bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16"}
     if value not in names:
         raise argparse.ArgumentTypeError(f"--amp {value!r}; expected bf16 or fp16")
     return names[value]

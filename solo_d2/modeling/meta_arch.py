@@ -13,7 +13,7 @@ from ..config_checks import check_trainer_honours_config, validate_solo_config
 from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
 from .losses import category_focal_loss, dice_loss
-from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32
+from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
 from .postprocess import InferenceSettings, candidates_to_instances, point_nms, select_candidates
 from .targets import LevelTargets, assign_targets_single
 
@@ -64,7 +64,7 @@ class SOLO(nn.Module):
     ):
         """``inference_amp``: autocast dtype of the inference forward (MODEL.SOLO.TEST.AMP);
         None: fp32. Training follows the trainer's autocast (SOLVER.AMP). ``channels_last``:
-        the conv weights and the input batch in NHWC (MODEL.SOLO.CHANNELS_LAST)."""
+        the conv weights and the input batch in NHWC (MODEL.SOLO.MEMORY_FORMAT)."""
         super().__init__()
         if not (len(strides) == len(scale_ranges) == head.num_levels == len(head_in_features)):
             raise ValueError(
@@ -130,7 +130,7 @@ class SOLO(nn.Module):
             "focal_weight": c.LOSS.FOCAL_WEIGHT,
             "inference_settings": InferenceSettings.from_config(cfg),
             "inference_amp": amp_dtype(c.TEST.AMP, "MODEL.SOLO.TEST.AMP"),
-            "channels_last": c.CHANNELS_LAST,
+            "channels_last": uses_channels_last(cfg),
         }
 
     @property

@@ -22,6 +22,7 @@ __all__ = [
     "fp32_ops",
     "to_fp32",
     "autocast_for",
+    "uses_channels_last",
 ]
 
 #: the names the config takes (torch's dtype names, as Detectron2's AMPTrainer ``precision``)
@@ -113,3 +114,12 @@ def autocast_for(device_type: str, dtype: Optional[torch.dtype]) -> contextlib.A
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device_type, dtype=dtype)
+
+
+def uses_channels_last(cfg) -> bool:
+    """MODEL.SOLO.MEMORY_FORMAT: "channels_last", or "auto" with an AMP switch on
+    (MODEL.SOLO.TEST.AMP or SOLVER.AMP.ENABLED)."""
+    fmt = cfg.MODEL.SOLO.MEMORY_FORMAT
+    if fmt == "auto":
+        return bool(cfg.MODEL.SOLO.TEST.AMP) or bool(cfg.SOLVER.AMP.ENABLED)
+    return fmt == "channels_last"

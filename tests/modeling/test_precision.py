@@ -206,11 +206,17 @@ def test_config_values_name_the_key():
 
 
 def test_channels_last_switch_keeps_results_and_layout():
-    """MODEL.SOLO.CHANNELS_LAST: NHWC weights and input, the same losses and instances (fp32:
-    the same arithmetic in another order, to float rounding)."""
+    """MODEL.SOLO.MEMORY_FORMAT: NHWC weights and input, the same losses and instances (fp32:
+    the same arithmetic in another order, to float rounding); "auto" is NHWC with an AMP
+    switch on, NCHW without."""
     ref_model = _model("SOLOHead", "Base-SOLO.yaml").eval()
+    assert ref_model.head.conv_cls.weight.is_contiguous()
+    assert _model("SOLOHead", "Base-SOLO.yaml", amp="bfloat16").channels_last
     cfg = tiny_cfg("SOLOHead", config="Base-SOLO.yaml")
-    cfg.MODEL.SOLO.CHANNELS_LAST = True
+    cfg.SOLVER.AMP.ENABLED = True
+    assert cfg.MODEL.SOLO.MEMORY_FORMAT == "auto" and build_model(cfg).channels_last
+    cfg = tiny_cfg("SOLOHead", config="Base-SOLO.yaml")
+    cfg.MODEL.SOLO.MEMORY_FORMAT = "channels_last"
     model = build_model(cfg)
     model.load_state_dict(ref_model.state_dict())
     assert model.head.cls_convs[0].weight.is_contiguous(memory_format=torch.channels_last)
