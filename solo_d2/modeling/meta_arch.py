@@ -13,8 +13,8 @@ from ..config_checks import check_trainer_honours_config, validate_solo_config
 from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
 from .losses import category_focal_loss, dice_loss
-from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
 from .postprocess import InferenceSettings, candidates_to_instances, point_nms, select_candidates
+from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
 from .targets import LevelTargets, assign_targets_single
 
 __all__ = ["SOLO"]

@@ -153,8 +153,8 @@ def _expected_big_masks():
 def test_mask_scoring_and_matrix_nms_are_fp32_on_masks_over_65504_pixels(dtype):
     cand, probs = _big_masks()
     settings = InferenceSettings(score_thresh=0.1, filter_thresh=0.05)
-    kw = dict(level_strides=[8], image_size=(1040, 1040), output_size=(1040, 1040),
-              settings=settings, mask_stride=4)
+    kw = {"level_strides": [8], "image_size": (1040, 1040), "output_size": (1040, 1040),
+          "settings": settings, "mask_stride": 4}
     ref = candidates_to_instances(cand, probs, **kw)
     low_cand = Candidates(cand.scores.to(DTYPES[dtype]), cand.labels, cand.mask_ids, cand.cells)
     with torch.autocast("cpu", dtype=DTYPES[dtype]):
@@ -177,7 +177,7 @@ def test_matrix_nms_intersections_exact_over_65504(dtype):
     areas = masks.sum((1, 2)).float()
     scores = torch.tensor([0.9, 0.8]).to(DTYPES[dtype])
     with torch.autocast("cpu", dtype=DTYPES[dtype]):
-        s, labels, keep = mask_matrix_nms(masks, torch.tensor([0, 0]), scores, areas,
+        s, _, keep = mask_matrix_nms(masks, torch.tensor([0, 0]), scores, areas,
                                           kernel="linear")
     # linear decay: 1 - IoU = 1 - 72,000 / 90,000; the scores are the fp16/bf16 0.9 and 0.8
     s0, s1 = scores.float().tolist()

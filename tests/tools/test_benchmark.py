@@ -199,7 +199,7 @@ def test_amp_measures_autocast_against_fp32_in_one_run(tiny_configs, capsys):
         assert first["amp"][k] == pytest.approx(first["ours"][k], rel=8 * 2.0**-9)
     # the flags, read independently of the tool
     with open("/proc/cpuinfo") as f:
-        flags = set(re.search(r"^flags\s*:(.*)$", f.read(), re.M).group(1).split())
+        flags = set(re.search(r"^flags\s*:(.*)$", f.read(), re.MULTILINE).group(1).split())
     assert report["machine"]["cpu_flags"] == {k: k in flags for k in (
         "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16")}
     assert f"amx_bf16 {'yes' if 'amx_bf16' in flags else 'no'}" in printed
