@@ -49,6 +49,11 @@ def add_solo_config(cfg: CN) -> None:
     # less per layer (its measured cost and saving: docs/benchmark_cpu.md); needs torch >= 2.4.
     # Skipped for BatchNorm in training mode (recomputing would update its statistics twice).
     _C.MODEL.SOLO.RECOMPUTE_NORM_ACT = True
+    # Memory layout of the conv weights and the input batch: "channels_last" (NHWC),
+    # "contiguous" (NCHW, PyTorch's default) or "auto": NHWC when MODEL.SOLO.TEST.AMP or
+    # SOLVER.AMP.ENABLED is set (measured faster under bf16 on the CPU, README "Mixed
+    # precision"), NCHW in fp32 (mmdet's summation order: the parity tests hold it to 1e-4).
+    _C.MODEL.SOLO.MEMORY_FORMAT = "auto"
 
     # SOLOv2 only: the unified mask-feature branch (mmdet MaskFeatModule).
     _C.MODEL.SOLO.MASK_FEAT = CN()
@@ -89,6 +94,9 @@ def add_solo_config(cfg: CN) -> None:
     _C.MODEL.SOLO.TEST.SIGMA = 2.0
     # Instances kept per image; -1: no limit.
     _C.MODEL.SOLO.TEST.MAX_PER_IMG = 100
+    # Inference autocast dtype: "" (fp32), "bfloat16" or "float16"; convolutions run in it,
+    # mask projection of the candidates, scoring and Matrix NMS stay fp32 (README "Mixed precision").
+    _C.MODEL.SOLO.TEST.AMP = ""
 
     # COCO-format datasets to register by name, for DATASETS.TRAIN / TEST without Python:
     # [[name, json_file, image_root], ...] (Detectron2's register_coco_instances).
@@ -107,3 +115,7 @@ def add_solo_config(cfg: CN) -> None:
     # TensorBoard); written values are medians over that many iterations (1: every value).
     # Detectron2's DefaultTrainer fixes it at 20.
     _C.SOLVER.LOG_PERIOD = 20
+    # SOLOTrainer: autocast dtype of training under SOLVER.AMP.ENABLED (Detectron2 has no key
+    # for it): "auto" (float16 with grad scaling on CUDA, Detectron2's; bfloat16 on the CPU),
+    # "float16" (grad scaling) or "bfloat16" (no scaling needed: fp32's exponent range).
+    _C.SOLVER.AMP.PRECISION = "auto"

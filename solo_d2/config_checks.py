@@ -109,6 +109,7 @@ def validate_solo_config(cfg: CfgNode) -> None:
     c.boolean(s + "DCN_APPLY_TO_ALL_CONV")
     c.boolean(s + "DROP_VANISHED_TARGETS")
     c.boolean(s + "RECOMPUTE_NORM_ACT")
+    c.one_of(s + "MEMORY_FORMAT", ("auto", "channels_last", "contiguous"))
     c.real_in(s + "PRIOR_PROB", 0, 1, True, True)
 
     m = s + "MASK_FEAT."
@@ -137,6 +138,7 @@ def validate_solo_config(cfg: CfgNode) -> None:
     c.real_in(t + "FILTER_THRESH", 0, 1, False, True)
     c.one_of(t + "KERNEL", ("gaussian", "linear"))
     c.real_in(t + "SIGMA", 0, float("inf"), True, True)
+    c.one_of(t + "AMP", ("", "bfloat16", "float16"))
     if c.errors:
         raise ValueError("Invalid config values:\n  " + "\n  ".join(c.errors))
 
@@ -156,6 +158,10 @@ def _solo_trainer_settings(cfg: CfgNode) -> List[str]:
                      "loaders resize with PIL)")
     if cfg.DATASETS.REGISTER_COCO_INSTANCES:
         found.append("DATASETS.REGISTER_COCO_INSTANCES (DefaultTrainer registers nothing)")
+    amp = cfg.SOLVER.AMP
+    if amp.ENABLED and (not cfg.MODEL.DEVICE.startswith("cuda") or amp.PRECISION == "bfloat16"):
+        found.append(f"SOLVER.AMP on {cfg.MODEL.DEVICE!r} with PRECISION {amp.PRECISION!r} "
+                     "(DefaultTrainer's AMPTrainer runs float16 on CUDA only)")
     if cfg.SOLVER.LOG_PERIOD != 20:
         found.append(f"SOLVER.LOG_PERIOD {cfg.SOLVER.LOG_PERIOD} (DefaultTrainer writes every 20)")
     return found

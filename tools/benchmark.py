@@ -56,11 +56,12 @@ from solo_d2.benchmark.measure import (  # noqa: E402
 from solo_d2.benchmark.memory import run_worker  # noqa: E402
 from solo_d2.benchmark.models import (  # noqa: E402
     alt_cfg,
+    amp_cfg,
     build_ours,
     build_pair,
     mmdet_config_path,
 )
-from solo_d2.benchmark.report import log, machine_info  # noqa: E402
+from solo_d2.benchmark.report import cpu_flags_text, log, machine_info  # noqa: E402
 from solo_d2.benchmark.steps import pad_hw  # noqa: E402
 
 
@@ -70,7 +71,9 @@ def get_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--amp", action="store_true", help="autocast (fp16 on cuda, bf16 on cpu)")
+    p.add_argument("--amp", default="", type=amp_name, metavar="{bf16,fp16}",
+                   help='also measure "amp": our model, same weights, under autocast to this '
+                        "dtype (inference through MODEL.SOLO.TEST.AMP), against ours in fp32")
     p.add_argument("--num-iters", type=int, default=5, help="timed inference iterations")
     p.add_argument("--warmup", type=int, default=3, help="untimed inference iterations")
     p.add_argument("--train-iters", type=int, default=3, help="timed training steps")
@@ -96,6 +99,15 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                    help="Detectron2 config overrides: KEY VALUE ...")
     return p
+
+
+def amp_name(value: str) -> str:
+    """--amp's value as MODEL.SOLO.TEST.AMP names it: bf16 -> bfloat16, fp16 -> float16; ""
+    (the default: no amp model) stays ""."""
+    names = {"": "","bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16"}
+    if value not in names:
+        raise argparse.ArgumentTypeError(f"--amp {value!r}; expected bf16 or fp16")
+    return names[value]
 
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
@@ -133,7 +145,7 @@ def worker_command(args: argparse.Namespace, side: str, phase: str) -> List[str]
            "--warmup", "1", "--train-warmup", "1", "--threads", str(args.threads),
            "--seed", str(args.seed), "--mem-worker", f"{side}:{phase}"]
     if args.amp:
-        cmd.append("--amp")
+        cmd += ["--amp", args.amp]
     if args.mmdet_config:
         cmd += ["--mmdet-config", args.mmdet_config]
     if args.vs_mmdet:
@@ -166,6 +178,10 @@ def build_models(args: argparse.Namespace, cfg: CfgNode, report: Dict[str, Any])
         alt.load_state_dict(models["ours"].state_dict())  # same weights
         models["alt"] = alt
         report["vs_opts"] = args.vs_opts
+    if args.amp:
+        amp = build_ours(amp_cfg(cfg, args.amp), load_weights=False)
+        amp.load_state_dict(models["ours"].state_dict())  # same weights
+        models["amp"] = amp
     return models
 
 
@@ -182,11 +198,13 @@ def run(args: argparse.Namespace, cfg: CfgNode, command: List[str]) -> Dict[str,
         "command": shlex.join(command),
     }
     text = [f"# solo_d2 benchmark: {args.config_file} on {device} "
-            f"({report['machine']['cpu']}, {args.threads} threads, "
-            f"load {report['machine']['loadavg']}), image {h}x{w}"]
+            f"({report['machine']['cpu']}, {cpu_flags_text(report['machine'])}, "
+            f"{args.threads} threads, load {report['machine']['loadavg']}), image {h}x{w}"]
     models = build_models(args, cfg, report)
     if args.vs_opts:
         text[0] += f"; alt = ours with {args.vs_opts}"
+    if args.amp:
+        text[0] += f"; amp = ours under {args.amp} autocast (ours: fp32)"
     regimes = (args.regimes.split(",") if args.regimes else
                (["typical", "crowded"] if args.vs_mmdet or not cfg.MODEL.WEIGHTS else ["as-is"]))
     report["inference"] = {}

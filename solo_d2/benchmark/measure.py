@@ -11,11 +11,11 @@ from detectron2.config import CfgNode
 from torch import nn
 
 from .calibration import adjust_masks, calibrate, count_candidates, shift_cls_bias
-from .compare import as_mmdet_like, compare_outputs
+from .compare import as_mmdet_like, compare_outputs, match_instances
 from .errors import BenchmarkError
 from .inputs import make_gt, make_image
 from .memory import PhasePeak
-from .models import build_side
+from .models import build_side, side_amp
 from .report import format_memory_table, format_table, log, peak_keys
 from .steps import (
     GroundTruth,
@@ -46,7 +46,7 @@ def _ratios(res: Dict[str, Dict[str, Any]], phases: List[str]) -> Dict[str, floa
 
 def measure_inference(
     models: Dict[str, nn.Module], img: torch.Tensor, regimes: List[str],
-    candidates: Dict[str, int], warmup: int, iters: int, device: str, amp: bool = False,
+    candidates: Dict[str, int], warmup: int, iters: int, device: str, amp: str = "",
 ) -> Tuple[Dict[str, Any], List[str]]:
     """Inference latency of each model on ``img`` (3, H, W), per regime (in order; the
     category-bias shifts of one regime replace the previous one's); ``candidates`` is the
@@ -84,7 +84,7 @@ def measure_inference(
 
 def _inference_regime(
     models: Dict[str, nn.Module], img: torch.Tensor, warmup: int, iters: int, device: str,
-    amp: bool, calibration: Dict[str, float],
+    amp: str, calibration: Dict[str, float],
 ) -> Tuple[Dict[str, Any], List[str]]:
     """One regime: alternating timed inferences, the candidate count, the ``calibration``
     in effect (reported as is), output checks; the entry and its text below the table."""
@@ -94,7 +94,7 @@ def _inference_regime(
         infer = mmdet_infer if side == "mmdet" else ours_infer
 
         def run() -> PhaseTimes:
-            t, outs[side] = infer(models[side], img, device, amp)
+            t, outs[side] = infer(models[side], img, device, side_amp(side, amp))
             return t
         return run
 
@@ -112,6 +112,11 @@ def _inference_regime(
         lines.append(f"output check: {json.dumps(entry['check'])}\n")
     else:
         lines.append(f"instances: {entry['instances_ours']}\n")
+    if "amp" in outs:
+        entry["check_amp"] = compare_outputs(outs["ours"], as_mmdet_like(outs["amp"]))
+        entry["match_amp"] = match_instances(outs["ours"], outs["amp"])
+        lines.append(f"output check, amp vs ours: {json.dumps(entry['check_amp'])}\n"
+                     f"instance match, amp vs ours: {json.dumps(entry['match_amp'])}\n")
     if "alt" in outs:
         entry["check_alt"] = compare_outputs(outs["ours"], as_mmdet_like(outs["alt"]))
         lines.append(f"output check, alt vs ours: {json.dumps(entry['check_alt'])}\n")
@@ -120,7 +125,7 @@ def _inference_regime(
 
 def measure_training(
     models: Dict[str, nn.Module], img: torch.Tensor, gt: GroundTruth, warmup: int, iters: int,
-    device: str, amp: bool = False,
+    device: str, amp: str = "",
 ) -> Tuple[Dict[str, Any], List[str]]:
     """One training step (batch 1, SGD) of each model on ``img`` with ``gt``: the first
     step's losses (same weights and gt: same losses), then alternating timed steps (the
@@ -137,7 +142,7 @@ def measure_training(
             step, inputs = ours_train_step, ours_inputs
 
         def run() -> PhaseTimes:
-            t, losses[side] = step(model, opt, inputs, device, amp)
+            t, losses[side] = step(model, opt, inputs, device, side_amp(side, amp))
             return t
         return run
 
@@ -175,7 +180,7 @@ def measure_memory(
     key, inc = peak_keys(device)
     ratios: Dict[str, Dict[str, Dict[str, float]]] = {}
     for phase in phases:
-        for other in ("mmdet", "alt"):
+        for other in ("mmdet", "alt", "amp"):
             if f"{other}:{phase}" in mem:
                 o, t = mem[f"ours:{phase}"], mem[f"{other}:{phase}"]
                 ratios.setdefault(other, {})[phase] = {
@@ -185,7 +190,7 @@ def measure_memory(
 
 def memory_phase(
     cfg: CfgNode, side: str, phase: str, size: Tuple[int, int], steps: int, seed: int = 0,
-    mmdet_config: Optional[str] = None, vs_opts: str = "", amp: bool = False,
+    mmdet_config: Optional[str] = None, vs_opts: str = "", amp: str = "",
 ) -> Dict[str, Any]:
     """In this (fresh) process: build one model (:func:`.models.build_side`), run ``steps``
     iterations of one phase ("infer" or "train") on the benchmark image, and report the
@@ -195,7 +200,8 @@ def memory_phase(
     device = cfg.MODEL.DEVICE
     h, w = size
     img = make_image(h, w, seed).to(device)
-    model = build_side(cfg, side, mmdet_config, vs_opts, seed)
+    model = build_side(cfg, side, mmdet_config, vs_opts, seed, amp)
+    amp = side_amp(side, amp)
     peak = PhasePeak(device)
     if phase == "train":
         gt = make_gt(h, w, num_classes=cfg.MODEL.SOLO.NUM_CLASSES, seed=seed)

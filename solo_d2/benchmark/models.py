@@ -24,6 +24,8 @@ from .errors import BenchmarkError
 __all__ = [
     "SIDES",
     "alt_cfg",
+    "amp_cfg",
+    "side_amp",
     "build_ours",
     "mmdet_harness",
     "mmdet_config_path",
@@ -32,8 +34,19 @@ __all__ = [
     "build_side",
 ]
 
-# the models a benchmark can measure: ours, mmdet's reference, ours with --vs-opts overrides
-SIDES = ("ours", "mmdet", "alt")
+# the models a benchmark can measure: ours, mmdet's reference, ours with --vs-opts overrides,
+# ours under autocast (--amp: MODEL.SOLO.TEST.AMP for inference, autocast for training)
+SIDES = ("ours", "mmdet", "alt", "amp")
+
+
+def amp_cfg(cfg: CfgNode, amp: str) -> CfgNode:
+    """``cfg`` with MODEL.SOLO.TEST.AMP ``amp`` (a copy)."""
+    return alt_cfg(cfg, f"MODEL.SOLO.TEST.AMP {amp}")
+
+
+def side_amp(side: str, amp: str) -> str:
+    """The autocast dtype name ``side`` runs in: ``amp`` for "amp", "" (fp32) otherwise."""
+    return amp if side == "amp" else ""
 
 
 def alt_cfg(cfg: CfgNode, vs_opts: str) -> CfgNode:
@@ -107,13 +120,17 @@ def build_pair(cfg: CfgNode, mmdet_config: str, seed: int = 0) -> Tuple[nn.Modul
 
 
 def build_side(
-    cfg: CfgNode, side: str, mmdet_config: Optional[str], vs_opts: str = "", seed: int = 0
+    cfg: CfgNode, side: str, mmdet_config: Optional[str], vs_opts: str = "", seed: int = 0,
+    amp: str = "",
 ) -> nn.Module:
     """One model on its own (as a fresh memory-measuring process builds it): ``side`` "ours"
     and "alt" (``cfg`` with ``vs_opts``) load ``cfg.MODEL.WEIGHTS``; "mmdet" is its random
-    init from ``mmdet_config`` (default: the head's reference config)."""
+    init from ``mmdet_config`` (default: the head's reference config); "amp" is "ours" with
+    MODEL.SOLO.TEST.AMP ``amp``."""
     if side not in SIDES:
         raise BenchmarkError(f"unknown model {side!r}; expected one of {SIDES}")
     if side == "mmdet":
         return build_mmdet(cfg, mmdet_config_path(cfg, mmdet_config), seed)[0]
+    if side == "amp":
+        return build_ours(amp_cfg(cfg, amp), load_weights=True)
     return build_ours(alt_cfg(cfg, vs_opts) if side == "alt" else cfg, load_weights=True)

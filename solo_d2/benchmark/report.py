@@ -7,11 +7,36 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
-__all__ = ["machine_info", "format_table", "peak_keys", "format_memory_table", "log"]
+__all__ = ["BF16_FLAGS", "cpu_flags", "cpu_flags_text", "machine_info", "format_table", "peak_keys", "format_memory_table", "log"]
+
+
+#: /proc/cpuinfo flags that decide low-precision speed: bf16 dot products (AVX-512), the AMX
+#: matrix units (bf16, int8 tiles), fp16 arithmetic
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> Dict[str, bool]:
+    """Whether the CPU reports each of :data:`BF16_FLAGS` (all False where unreadable)."""
+    flags: set = set()
+    try:
+        with open(cpuinfo) as f:
+            for ln in f:
+                if ln.startswith("flags"):
+                    flags = set(ln.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return {name: name in flags for name in BF16_FLAGS}
+
+
+def cpu_flags_text(info: Dict[str, Any]) -> str:
+    """'avx512_bf16 yes, amx_bf16 no, ...' from :func:`machine_info`'s ``cpu_flags``."""
+    return ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["cpu_flags"].items())
 
 
 def machine_info(device: str) -> Dict[str, Any]:
-    """Python, torch, CPU (model name from /proc/cpuinfo), core and thread counts, load, GPU."""
+    """Python, torch, CPU (model name from /proc/cpuinfo and its bf16 / AMX flags), core and
+    thread counts, load, GPU."""
     info = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -19,6 +44,7 @@ def machine_info(device: str) -> Dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "loadavg": list(os.getloadavg()),
+        "cpu_flags": cpu_flags(),
     }
     try:
         with open("/proc/cpuinfo") as f:

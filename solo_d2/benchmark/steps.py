@@ -63,10 +63,13 @@ def _backward_step(
 
 # ------------------------------------------------------------------ ours
 def ours_infer(
-    model: nn.Module, img: torch.Tensor, device: str, amp: bool = False
+    model: nn.Module, img: torch.Tensor, device: str, amp: str = ""
 ) -> Tuple[PhaseTimes, Instances]:
     """One inference of solo_d2's model on ``img`` (3, H, W); (phase seconds, Instances at
-    the image's size)."""
+    the image's size). Its forward runs under autocast to ``amp`` or, for "", to the model's
+    MODEL.SOLO.TEST.AMP, as ``model.forward`` does."""
+    amp = amp or {torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(
+        model.inference_amp, "")
     clock = PhaseClock(device)
     h, w = img.shape[-2:]
     inputs = [{"image": img, "height": h, "width": w}]
@@ -91,9 +94,10 @@ def ours_train_inputs(img: torch.Tensor, gt: GroundTruth, device: str) -> List[D
 
 def ours_train_step(
     model: nn.Module, opt: torch.optim.Optimizer, inputs: List[Dict[str, Any]], device: str,
-    amp: bool = False,
+    amp: str = "",
 ) -> Tuple[PhaseTimes, Dict[str, float]]:
-    """forward (backbone, head, losses) + backward + SGD step; phase seconds and losses."""
+    """forward (backbone, head, losses) + backward + SGD step; phase seconds and losses.
+    ``amp``: the forward's autocast dtype name ("" fp32); no grad scaling (timing only)."""
     model.train()
     clock = PhaseClock(device)
     clock.start()
@@ -130,7 +134,7 @@ def mm_preprocess(
 
 
 def mmdet_infer(
-    mm: nn.Module, img: torch.Tensor, device: str, amp: bool = False
+    mm: nn.Module, img: torch.Tensor, device: str, amp: str = ""
 ) -> Tuple[PhaseTimes, Any]:
     """One inference of mmdet's SOLO, split like ours: (phase seconds, InstanceData)."""
     h, w = img.shape[-2:]
@@ -165,7 +169,7 @@ def mmdet_train_inputs(
 
 def mmdet_train_step(
     mm: nn.Module, opt: torch.optim.Optimizer, inputs: Dict[str, Any], device: str,
-    amp: bool = False,
+    amp: str = "",
 ) -> Tuple[PhaseTimes, Dict[str, float]]:
     """mmdet's forward (backbone, head, losses) + backward + SGD step; like ours."""
     mm.train()  # ResNet keeps BN in eval (norm_eval) and stage 1 frozen, like ours

@@ -8,6 +8,8 @@ from typing import Any, Callable, Dict, Iterator, List
 import torch
 from torch import nn
 
+from solo_d2.modeling.precision import amp_dtype, autocast_for
+
 __all__ = ["PhaseTimes", "PhaseClock", "autocast", "run_alternating", "saved_for_backward_mib"]
 
 # phase name -> seconds, in the order the phases ran
@@ -47,10 +49,10 @@ class PhaseClock:
             handle.remove()
 
 
-def autocast(device: str, amp: bool) -> torch.autocast:
-    """Autocast to fp16 on CUDA, bf16 on CPU; disabled unless ``amp``."""
-    dtype = torch.float16 if device == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device, dtype=dtype, enabled=amp)
+def autocast(device: str, amp: str) -> contextlib.AbstractContextManager:
+    """Autocast to ``amp`` ("bfloat16" or "float16", MODEL.SOLO.TEST.AMP's names); a no-op
+    for "" (fp32, or the model's own MODEL.SOLO.TEST.AMP where it reads it)."""
+    return autocast_for(device, amp_dtype(amp, "--amp"))
 
 
 def run_alternating(

@@ -3,6 +3,7 @@
 * the SOLO mapper (``INPUT.RESIZE_BACKEND``, 16-bit images, errors naming the image),
 * ``SOLVER.OPTIMIZER`` (SGD / AdamW) and ``CLIP_TYPE "full_model"``,
 * COCO evaluation of masks and their boxes (:class:`SOLOCOCOEvaluator`),
+* ``SOLVER.AMP`` on the CPU as on GPUs (bf16 autocast; ``SOLVER.AMP.PRECISION``),
 * multi-process training on the CPU as on GPUs (DistributedDataParallel without device ids
   for a CPU model),
 * class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` before the first
@@ -16,7 +17,7 @@ import weakref
 
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
+from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.utils.file_io import PathManager
@@ -28,6 +29,7 @@ from ..data.cfg_datasets import register_cfg_datasets
 from ..data.class_checks import check_dataset_classes
 from ..data.mapper import SOLODatasetMapper
 from ..solver import build_solo_optimizer
+from .amp import build_step_trainer
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model
 
@@ -68,9 +70,7 @@ class SOLOTrainer(DefaultTrainer):
         # Test sets are loaded only to evaluate, after training: check their classes now.
         check_dataset_classes(cfg.DATASETS.TEST, cfg.MODEL.SOLO.NUM_CLASSES, load=True)
         model = create_ddp_model(model, broadcast_buffers=False)
-        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(
-            model, data_loader, optimizer
-        )
+        self._trainer = build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = SOLOCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.ops import deform_conv2d
 
+from .precision import fp32_region, to_fp32
+
 __all__ = [
     "coord_features",
     "DeformConv",
@@ -95,6 +97,12 @@ class DeformConv(_NormAct, nn.Module):
         else:
             offset = out
         p = self.padding
+        if torch.is_autocast_enabled(x.device.type):
+            # torchvision's CPU kernel has no bf16 / fp16 and the op no CPU autocast rule (on
+            # CUDA its rule also runs it in fp32): the offsets' conv stays in low precision
+            with fp32_region():
+                x, offset, mask = to_fp32((x, offset, mask))
+                return deform_conv2d(x, offset, self.weight, self.bias, padding=(p, p), mask=mask)
         return deform_conv2d(x, offset, self.weight, self.bias, padding=(p, p), mask=mask)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -212,9 +220,13 @@ def run_tower(tower: nn.Sequential, x: Tensor, recompute_norm_act: bool = False)
     Same outputs and gradients.
 
     A tower whose BatchNorms update running statistics (training mode) runs without
-    recomputation, as recomputing would update them twice.
+    recomputation, as recomputing would update them twice; so does one under autocast, where
+    the selective recomputation fails on the autocast weight casts (torch 2.14: "_to_copy
+    encountered during backward but not found in storage"), and whose activations are half
+    the size anyway.
     """
-    if not (recompute_norm_act and torch.is_grad_enabled() and _recompute_is_exact(tower)):
+    if not (recompute_norm_act and torch.is_grad_enabled() and _recompute_is_exact(tower)
+            and not torch.is_autocast_enabled(x.device.type)):
         return tower(x)
     layers = list(tower)
     x = layers[0].conv(x)

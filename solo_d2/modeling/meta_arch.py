@@ -19,6 +19,7 @@ from .postprocess import (
     point_nms,
     select_candidates,
 )
+from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
 from .targets import LevelTargets, assign_targets_single
 
 __all__ = ["SOLO"]
@@ -63,7 +64,12 @@ class SOLO(nn.Module):
         focal_gamma: float = 2.0,
         focal_weight: float = 1.0,
         inference_settings: InferenceSettings = InferenceSettings(),
+        inference_amp: Optional[torch.dtype] = None,
+        channels_last: bool = False,
     ):
+        """``inference_amp``: autocast dtype of the inference forward (MODEL.SOLO.TEST.AMP);
+        None: fp32. Training follows the trainer's autocast (SOLVER.AMP). ``channels_last``:
+        the conv weights and the input batch in NHWC (MODEL.SOLO.MEMORY_FORMAT)."""
         super().__init__()
         if not (len(strides) == len(scale_ranges) == head.num_levels == len(head_in_features)):
             raise ValueError(
@@ -89,8 +95,12 @@ class SOLO(nn.Module):
         self.focal_gamma = focal_gamma
         self.focal_weight = focal_weight
         self.inference_settings = inference_settings
+        self.inference_amp = inference_amp
+        self.channels_last = channels_last
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        if channels_last:  # loading a checkpoint later copies into these, keeping the layout
+            self.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_config(cls, cfg):
@@ -124,6 +134,8 @@ class SOLO(nn.Module):
             "focal_gamma": c.LOSS.FOCAL_GAMMA,
             "focal_weight": c.LOSS.FOCAL_WEIGHT,
             "inference_settings": InferenceSettings.from_config(cfg),
+            "inference_amp": amp_dtype(c.TEST.AMP, "MODEL.SOLO.TEST.AMP"),
+            "channels_last": uses_channels_last(cfg),
         }
 
     @property
@@ -143,12 +155,17 @@ class SOLO(nn.Module):
         """Preprocess, backbone, head: ``(images, cls_logits, mask_inputs)`` (see the head's
         contract in ``heads/base.py``). Training and inference both start here."""
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
+        x = images.tensor
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        features = self.backbone(x)
         cls_logits, mask_inputs = self.head([features[f] for f in self.head_in_features])
         return images, cls_logits, mask_inputs
 
     def forward(self, batched_inputs: List[Dict]):
-        images, cls_logits, mask_inputs = self.forward_head(batched_inputs)
+        amp = None if self.training else self.inference_amp
+        with autocast_for(self.device.type, amp):
+            images, cls_logits, mask_inputs = self.forward_head(batched_inputs)
         if self.training:
             for x in batched_inputs:
                 if "instances" not in x:
@@ -219,10 +236,15 @@ class SOLO(nn.Module):
             )
         return targets
 
+    @fp32_ops
     def losses(
         self, cls_logits: List[Tensor], mask_inputs: list, gt: List[Instances], padded_hw
     ) -> Dict[str, Tensor]:
-        """Focal loss over all cells + dice loss over positive cells (only those are projected)."""
+        """Focal loss over all cells + dice loss over positive cells (only those are projected).
+
+        In fp32 whatever the autocast state: head outputs are cast, targets, projection and
+        losses run with autocast off (precision.py)."""
+        cls_logits, mask_inputs = to_fp32((cls_logits, mask_inputs))
         mask_sizes = [tuple(self.head.level_mask_size(mask_inputs, lvl)) for lvl in range(len(cls_logits))]
         targets = self.get_targets(gt, mask_sizes, tuple(padded_hw))
 
@@ -272,6 +294,7 @@ class SOLO(nn.Module):
 
     # ----------------------------------------------------------------- inference
     @torch.no_grad()
+    @fp32_ops
     def inference(
         self,
         cls_logits: List[Tensor],
@@ -281,8 +304,10 @@ class SOLO(nn.Module):
     ) -> List[Instances]:
         """Instances per image: masks at ``output_sizes``, cropped from ``image_sizes``.
 
-        Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask.
+        Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask. In fp32
+        whatever the autocast state (as :meth:`losses`).
         """
+        cls_logits, mask_inputs = to_fp32((cls_logits, mask_inputs))
         probs = self.category_probs(cls_logits)
         results = []
         for i, (image_size, output_size) in enumerate(zip(image_sizes, output_sizes)):

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .precision import fp32_ops
+
 __all__ = [
     "InferenceSettings",
     "point_nms",
@@ -109,6 +111,7 @@ def select_candidates(cls_probs: List[Tensor], score_thr: float) -> Candidates:
     return Candidates(scores, labels, mask_ids, torch.stack([level, local], 1))
 
 
+@fp32_ops
 def mask_matrix_nms(
     masks: Tensor,
     labels: Tensor,
@@ -142,6 +145,7 @@ def mask_matrix_nms(
     """
     if kernel not in ("gaussian", "linear"):
         raise ValueError(f"Matrix NMS kernel must be 'gaussian' or 'linear', got {kernel!r}")
+    scores, mask_area = scores.float(), mask_area.float()  # fp32 under autocast too
     if mask_ids is None:
         mask_ids = torch.arange(scores.shape[0], device=scores.device)
     scores, order = torch.sort(scores, descending=True)
@@ -211,6 +215,7 @@ def resize_maps(maps: Tensor, size: Sequence) -> Tensor:
     return F.interpolate(maps[None], size=size, mode="bilinear")[0]
 
 
+@fp32_ops
 def candidates_to_predictions(
     cand: Candidates,
     cell_probs: Tensor,
@@ -239,6 +244,9 @@ def candidates_to_predictions(
         masks (n, height, width) bool, scores (n,), classes (n,) int64 and boxes (n, 4) XYXY
         (tight boxes of the masks), by decreasing score.
     """
+    # areas, maskness and Matrix NMS in fp32 whatever the autocast state (precision.py)
+    cell_probs = cell_probs.float()
+    cand = Candidates(cand.scores.float(), cand.labels, cand.mask_ids, cand.cells)
     mask_thresh = settings.mask_thresh
     masks = cell_probs > mask_thresh
     areas = masks.sum((1, 2)).float()

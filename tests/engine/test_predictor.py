@@ -64,3 +64,25 @@ def test_predictor_keeps_the_checkpoint_class_names(weights):
     assert SOLOPredictor(cfg).thing_classes == ["rect", "ellipse", "triangle"]
     cfg.MODEL.WEIGHTS = ""
     assert SOLOPredictor(cfg).thing_classes is None
+
+
+def test_predictor_honours_the_inference_amp_switch(weights):
+    """MODEL.SOLO.TEST.AMP reaches the predictor (and demo.py, eval) through the model: its
+    convolutions run in bf16, its instances stay those of fp32 (top one: same class, mask)."""
+    cfg = tiny_cfg()
+    cfg.MODEL.WEIGHTS = weights
+    image = np.random.default_rng(0).integers(0, 255, (128, 160, 3), dtype=np.uint8)
+    ref = SOLOPredictor(cfg)(image)["instances"]
+    cfg.MODEL.SOLO.TEST.AMP = "bfloat16"
+    predictor = SOLOPredictor(cfg)
+    seen = {}
+
+    def record(module, inp, out) -> None:
+        seen["dtype"] = next(iter(out.values())).dtype
+
+    predictor.model.backbone.register_forward_hook(record)
+    got = predictor(image)["instances"]
+    assert seen["dtype"] == torch.bfloat16 and got.scores.dtype == torch.float32
+    assert len(got) > 0 and got.pred_classes[0] == ref.pred_classes[0]
+    iou = (got.pred_masks[0] & ref.pred_masks[0]).sum() / (got.pred_masks[0] | ref.pred_masks[0]).sum()
+    assert iou > 0.9 and abs(got.scores[0] - ref.scores[0]) < 0.03

@@ -172,3 +172,36 @@ def test_mask_calibration_covers_the_described_heads():
     assert mask_calibration("SOLOV2Head") == ("kernel_gain", DYNAMIC_KERNEL_ABS_LOGIT)
     with pytest.raises(BenchmarkError, match="'SOLOV3Head'.*MASK_CALIBRATION"):
         mask_calibration("SOLOV3Head")
+
+
+def test_amp_measures_autocast_against_fp32_in_one_run(tiny_configs, capsys):
+    """--amp bf16: a third model, ours with the same weights under bf16 autocast (inference
+    through MODEL.SOLO.TEST.AMP), timed alongside fp32 ours; its outputs matched to ours and
+    the CPU's bf16 / AMX flags reported with the result."""
+    import re
+
+    tmp, yaml_path, _ = tiny_configs
+    report = benchmark.main([
+        "--config-file", yaml_path, "--size", "64", "96", "--warmup", "0", "--num-iters", "1",
+        "--train-warmup", "1", "--train-iters", "1", "--regimes", "typical",
+        "--typical-candidates", "5", "--skip", "memory", "--amp", "bf16", "MODEL.WEIGHTS", ""])
+    printed = capsys.readouterr().out
+    assert "amp/ours" in printed and "bfloat16 autocast" in printed and report["amp"] == "bfloat16"
+    typical = report["inference"]["typical"]
+    assert typical["times"]["amp"]["total"] > 0
+    match = typical["match_amp"]
+    # random calibrated weights: near-tied candidates may swap (tests/modeling/test_precision.py
+    # checks instances per head); most instances are the same
+    assert match["instances_ours"] > 0 and match["matched"] >= 0.5 * match["instances_ours"]
+    assert match["min_iou"] >= 0.9
+    first = report["training"]["first_step_losses"]
+    for k in ("loss_mask", "loss_cls"):  # see LOSS_RTOL in tests/modeling/test_precision.py
+        assert first["amp"][k] == pytest.approx(first["ours"][k], rel=8 * 2.0**-9)
+    # the flags, read independently of the tool
+    with open("/proc/cpuinfo") as f:
+        flags = set(re.search(r"^flags\s*:(.*)$", f.read(), re.MULTILINE).group(1).split())
+    assert report["machine"]["cpu_flags"] == {k: k in flags for k in (
+        "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16")}
+    assert f"amx_bf16 {'yes' if 'amx_bf16' in flags else 'no'}" in printed
+    with pytest.raises(SystemExit):
+        benchmark.get_parser().parse_args(["--config-file", yaml_path, "--amp", "int8"])

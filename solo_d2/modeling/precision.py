@@ -1,0 +1,125 @@
+"""Mixed precision: which dtype autocast runs in, and the fp32 regions inside it.
+
+Under autocast the convolutions (backbone, FPN, head towers) run in bf16 or fp16; target
+assignment, losses, mask projection of the cells a loss or the post-processing reads, mask
+areas, maskness and Matrix NMS run in fp32 whatever the autocast state (design.md,
+"Deployment and precision"): pixel counts overflow fp16 above 65,504 and bf16 holds integers
+exactly only up to 256, and a dice or focal loss summed in half precision loses the small
+terms.
+"""
+import contextlib
+import functools
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+import torch
+from torch.utils._pytree import tree_map
+
+__all__ = [
+    "AMP_DTYPES",
+    "amp_dtype",
+    "train_amp_dtype",
+    "fp32_region",
+    "fp32_ops",
+    "to_fp32",
+    "autocast_for",
+    "uses_channels_last",
+]
+
+#: the names the config takes (torch's dtype names, as Detectron2's AMPTrainer ``precision``)
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def amp_dtype(name: str, key: str) -> Optional[torch.dtype]:
+    """The autocast dtype a config value names: None for "" (autocast off).
+
+    Raises ValueError naming ``key`` and the value otherwise.
+    """
+    if name == "":
+        return None
+    if name not in AMP_DTYPES:
+        raise ValueError(f"{key} is {name!r}; expected '' (fp32) or one of {sorted(AMP_DTYPES)}")
+    return AMP_DTYPES[name]
+
+
+def train_amp_dtype(cfg, device_type: str) -> Optional[torch.dtype]:
+    """Training's autocast dtype: None unless SOLVER.AMP.ENABLED; SOLVER.AMP.PRECISION "auto"
+    is float16 on CUDA (Detectron2's AMPTrainer default) and bfloat16 elsewhere (CPUs have
+    bf16 arithmetic, fp16 only as a storage type)."""
+    if not cfg.SOLVER.AMP.ENABLED:
+        return None
+    name = cfg.SOLVER.AMP.PRECISION
+    if name == "auto":
+        return torch.float16 if device_type == "cuda" else torch.bfloat16
+    if name not in AMP_DTYPES:
+        raise ValueError(
+            f"SOLVER.AMP.PRECISION is {name!r}; expected 'auto' or one of {sorted(AMP_DTYPES)}"
+        )
+    return AMP_DTYPES[name]
+
+
+def _device_types() -> list:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+@contextlib.contextmanager
+def fp32_region() -> Iterator[None]:
+    """Autocast off (CPU and, where present, CUDA) inside: ops run in their inputs' dtype.
+    Pair it with :func:`to_fp32` on the inputs."""
+    with contextlib.ExitStack() as stack:
+        for device_type in _device_types():
+            stack.enter_context(torch.autocast(device_type=device_type, enabled=False))
+        yield
+
+
+def _autocast_on() -> bool:
+    return any(torch.is_autocast_enabled(d) for d in _device_types())
+
+
+def fp32_ops(fn: F) -> F:
+    """Decorator: ``fn`` runs in :func:`fp32_region` (its tensor arguments are cast by ``fn``
+    itself where they may be half precision). Without autocast it is ``fn`` as is, so that
+    fp32 tracing and export see no autocast context."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not _autocast_on():
+            return fn(*args, **kwargs)
+        with fp32_region():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def to_fp32(tree: Any) -> Any:
+    """Every bf16 / fp16 tensor in a (nested list / tuple / dict) structure cast to fp32;
+    other tensors and leaves unchanged (the cast is differentiable). A tensor found several
+    times is cast once (SOLOv2's mask features appear on every level)."""
+    done: dict = {}
+
+    def cast(x: Any) -> Any:
+        if isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16):
+            if id(x) not in done:
+                done[id(x)] = x.float()
+            return done[id(x)]
+        return x
+
+    return tree_map(cast, tree)
+
+
+def autocast_for(device_type: str, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
+    """``torch.autocast(device_type, dtype)``, or a no-op for ``dtype`` None (it leaves an
+    enclosing autocast as it is)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=dtype)
+
+
+def uses_channels_last(cfg) -> bool:
+    """MODEL.SOLO.MEMORY_FORMAT: "channels_last", or "auto" with an AMP switch on
+    (MODEL.SOLO.TEST.AMP or SOLVER.AMP.ENABLED)."""
+    fmt = cfg.MODEL.SOLO.MEMORY_FORMAT
+    if fmt == "auto":
+        return bool(cfg.MODEL.SOLO.TEST.AMP) or bool(cfg.SOLVER.AMP.ENABLED)
+    return fmt == "channels_last"
