@@ -130,3 +130,24 @@ def test_float_input_graph_and_its_runner(tmp_path):
     report = compare_outputs(pytorch_outputs(model, image), got)
     assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
     assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
+
+
+def test_model_configured_for_bf16_inference_exports_its_fp32_graph(tmp_path):
+    # MODEL.SOLO.TEST.AMP (and the NHWC layout it brings) does not reach the graph: it is the
+    # fp32 model's, whatever the inference switch says
+    cfg = tiny_cfg("SOLOV2Head", NUM_CLASSES, "SOLOv2_R50_1x.yaml")
+    cfg.MODEL.SOLO.TEST.AMP = "bfloat16"
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    make_head_confident(model, cls_bias=-1.0)
+    assert model.channels_last and model.inference_amp == torch.bfloat16
+    path = export_onnx(model, str(tmp_path / "m.onnx"), _image((96, 128)))
+    graph = onnx.load(path)
+    assert {t.data_type for t in graph.graph.initializer} <= {
+        onnx.TensorProto.FLOAT, onnx.TensorProto.INT64, onnx.TensorProto.BOOL}
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    image = _image((100, 90), seed=4)
+    model.inference_amp = None  # the fp32 answer
+    report = compare_outputs(pytorch_outputs(model, image), _run(session, image))
+    assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
+    assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
