@@ -31,13 +31,24 @@ SIZES = [(96, 128), (160, 72), (64, 192), (101, 77)]
 NUM_CLASSES = 10
 
 
-def _model(head: str, config: str, cls_bias: float):
+def _model(head: str, config: str, cls_bias: float, **test_opts):
     """A tiny model with confident masks; ``cls_bias`` sets how many cells pass the score
-    threshold."""
+    threshold; ``test_opts`` set MODEL.SOLO.TEST.* keys."""
+    cfg = tiny_cfg(head, NUM_CLASSES, config)
+    for key, value in test_opts.items():
+        setattr(cfg.MODEL.SOLO.TEST, key, value)
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(head, NUM_CLASSES, config)).eval()
+    model = build_model(cfg).eval()
     make_head_confident(model, cls_bias)
     return model
+
+
+def _assert_same_answer(model, session, image, feed=None):
+    """ONNX Runtime's answer on ``image`` (fed as ``feed``, default uint8) is PyTorch's."""
+    feed = image if feed is None else feed
+    report = compare_outputs(pytorch_outputs(model, image), _run(session, feed))
+    assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
+    assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
 
 
 def _image(hw, seed=0):
@@ -101,53 +112,34 @@ def test_image_without_detections_gives_empty_outputs(exported, tmp_path):
 
 def test_linear_matrix_nms_and_the_oldest_opset(tmp_path):
     # MODEL.SOLO.TEST.KERNEL linear, exported at the oldest opset accepted, still PyTorch's answer
-    cfg = tiny_cfg("SOLOV2Head", NUM_CLASSES, "SOLOv2_R50_1x.yaml")
-    cfg.MODEL.SOLO.TEST.KERNEL = "linear"
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    make_head_confident(model, cls_bias=-1.0)
+    model = _model("SOLOV2Head", "SOLOv2_R50_1x.yaml", cls_bias=-1.0, KERNEL="linear")
     assert model.inference_settings.kernel == "linear"
     path = export_onnx(model, str(tmp_path / "m.onnx"), _image((96, 128)), opset=MIN_OPSET)
     assert onnx.load(path).opset_import[0].version == MIN_OPSET
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    image = _image((112, 80), seed=3)
-    report = compare_outputs(pytorch_outputs(model, image), _run(session, image))
-    assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
-    assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
+    _assert_same_answer(model, session, _image((112, 80), seed=3))
 
 
 def test_float_input_graph_and_its_runner(tmp_path):
     # traced with a float image, the graph takes float images (Detectron2's DefaultPredictor
     # feeds float32); ONNXPredictor feeds what the graph's input asks for
-    torch.manual_seed(0)
     model = _model("SOLOV2Head", "SOLOv2_R50_1x.yaml", cls_bias=-1.0)
     path = export_onnx(model, str(tmp_path / "m.onnx"), _image((64, 96)).float())
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].type == "tensor(float)"
     image = _image((96, 64), seed=7)
-    got = dict(zip([o.name for o in session.get_outputs()],
-                   session.run(None, {"image": image.float().numpy()})))
-    report = compare_outputs(pytorch_outputs(model, image), got)
-    assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
-    assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
+    _assert_same_answer(model, session, image, feed=image.float())
 
 
 def test_model_configured_for_bf16_inference_exports_its_fp32_graph(tmp_path):
     # MODEL.SOLO.TEST.AMP (and the NHWC layout it brings) does not reach the graph: it is the
     # fp32 model's, whatever the inference switch says
-    cfg = tiny_cfg("SOLOV2Head", NUM_CLASSES, "SOLOv2_R50_1x.yaml")
-    cfg.MODEL.SOLO.TEST.AMP = "bfloat16"
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    make_head_confident(model, cls_bias=-1.0)
+    model = _model("SOLOV2Head", "SOLOv2_R50_1x.yaml", cls_bias=-1.0, AMP="bfloat16")
     assert model.channels_last and model.inference_amp == torch.bfloat16
     path = export_onnx(model, str(tmp_path / "m.onnx"), _image((96, 128)))
     graph = onnx.load(path)
     assert {t.data_type for t in graph.graph.initializer} <= {
         onnx.TensorProto.FLOAT, onnx.TensorProto.INT64, onnx.TensorProto.BOOL}
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    image = _image((100, 90), seed=4)
     model.inference_amp = None  # the fp32 answer
-    report = compare_outputs(pytorch_outputs(model, image), _run(session, image))
-    assert report.count_onnx == report.count_pytorch > 0 and report.same_classes, report
-    assert report.max_score_diff < 1e-4 and report.pixel_agreement >= 0.999, report
+    _assert_same_answer(model, session, _image((100, 90), seed=4))
