@@ -46,6 +46,13 @@ def tiny_cfg(
     return cfg
 
 
+def write_test_image(path: str, h: int, w: int, seed: int = 0) -> None:
+    """A random (h, w) BGR image file with a filled circle in the middle."""
+    img = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+    cv2.circle(img, (w // 2, h // 2), min(h, w) // 4, (20, 200, 20), -1)
+    cv2.imwrite(path, img)
+
+
 def make_head_confident(model, cls_bias: float, seed: int = 1) -> None:
     """Give ``model``'s head confident, varied masks, in place: He-normal conv weights x2,
     N(0, 1) biases, and category bias ``cls_bias`` (how many cells pass the score threshold).

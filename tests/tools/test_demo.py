@@ -10,7 +10,7 @@ import torch
 from detectron2.data import MetadataCatalog
 from detectron2.structures import Boxes, Instances
 
-from conftest import ROOT
+from conftest import ROOT, write_test_image
 from conftest import TINY_OPTS as CONFTEST_TINY_OPTS
 
 sys.path.insert(0, ROOT)
@@ -26,16 +26,10 @@ TINY_OPTS = [
 ]
 
 
-def _write_image(path, h, w, seed=0):
-    img = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
-    cv2.circle(img, (w // 2, h // 2), min(h, w) // 4, (20, 200, 20), -1)
-    cv2.imwrite(path, img)
-
-
 def test_demo_writes_png_of_input_size(tmp_path):
     a, b = str(tmp_path / "a.png"), str(tmp_path / "b.jpg")
-    _write_image(a, 100, 150)
-    _write_image(b, 90, 64, seed=1)
+    write_test_image(a, 100, 150)
+    write_test_image(b, 90, 64, seed=1)
     out = tmp_path / "vis"
     rc = demo.main(
         ["--config-file", BASE, "--input", a, str(tmp_path / "*.jpg"), "--output", str(out),
@@ -63,7 +57,7 @@ def test_missing_input_is_a_clear_error(tmp_path, capsys):
 
 def test_output_that_is_a_file_is_a_clear_error(tmp_path, capsys):
     img, out = str(tmp_path / "a.png"), tmp_path / "out.png"
-    _write_image(img, 32, 32)
+    write_test_image(img, 32, 32)
     out.write_text("not a folder")
     with pytest.raises(SystemExit) as e:
         demo.main(["--config-file", BASE, "--input", img, "--output", str(out)])
@@ -136,7 +130,7 @@ def _run_demo_logged(argv):
 
 def test_demo_says_loudly_when_the_model_is_untrained(tmp_path):
     img = str(tmp_path / "a.png")
-    _write_image(img, 64, 80)
+    write_test_image(img, 64, 80)
     rc, messages = _run_demo_logged(["--config-file", BASE, "--input", img, "--output",
                                      str(tmp_path / "vis"), "--opts", *TINY_OPTS])
     assert rc == 0

@@ -12,7 +12,7 @@ from detectron2.modeling import build_model
 
 pytest.importorskip("onnxruntime")
 
-from conftest import ROOT, TINY_OPTS, make_head_confident, tiny_cfg  # noqa: E402
+from conftest import ROOT, TINY_OPTS, make_head_confident, tiny_cfg, write_test_image  # noqa: E402
 from solo_d2 import SOLOPredictor, get_solo_cfg  # noqa: E402
 from solo_d2.export import ONNXPredictor, export_onnx  # noqa: E402
 
@@ -21,12 +21,6 @@ import demo  # noqa: E402
 
 BASE = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
 TOOL = os.path.join(ROOT, "tools", "export_model.py")
-
-
-def _write_image(path, h, w, seed=0):
-    img = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
-    cv2.circle(img, (w // 2, h // 2), min(h, w) // 4, (20, 200, 20), -1)
-    cv2.imwrite(path, img)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +38,7 @@ def checkpoint(tmp_path_factory):
 def test_tool_exports_and_checks_against_pytorch(checkpoint, tmp_path):
     _, opts = checkpoint
     image = str(tmp_path / "img.png")
-    _write_image(image, 100, 150)
+    write_test_image(image, 100, 150)
     out = subprocess.run(
         [sys.executable, TOOL, "--config-file", BASE, "--output", str(tmp_path / "exp"),
          "--sample-image", image, *opts],
@@ -87,7 +81,7 @@ def test_demo_draws_onnx_predictions(checkpoint, tmp_path):
     SOLOCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     path = export_onnx(model, str(tmp_path / "model.onnx"))
     image = str(tmp_path / "a.png")
-    _write_image(image, 90, 120)
+    write_test_image(image, 90, 120)
     out = tmp_path / "vis"
     rc = demo.main(["--config-file", BASE, "--onnx", path, "--input", image, "--output",
                     str(out), "--confidence-threshold", "0.0", "--opts", *opts])
