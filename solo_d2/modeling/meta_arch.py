@@ -1,38 +1,30 @@
-"""SOLO meta-architecture: preprocess -> backbone -> head -> losses | inference."""
-from typing import Dict, List, Optional, Sequence, Tuple
+"""SOLO meta-architecture: preprocess -> backbone -> head -> losses | inference.
+
+One model, two front doors: the constructor takes explicit arguments (a LazyConfig's
+``L(SOLO)(...)``); :meth:`SOLO.from_config` translates a yaml config into them. Targets and
+losses live in ``targets.py`` and ``losses.py``, the inference path in ``inference.py``.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed as dist
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
-from detectron2.structures import BitMasks, Boxes, ImageList, Instances, PolygonMasks
-from detectron2.utils import comm
+from detectron2.structures import ImageList, Instances
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..config_checks import check_trainer_honours_config, validate_solo_config
 from ..data.class_checks import check_dataset_classes
 from .heads import build_solo_head
-from .losses import category_focal_loss, dice_loss
-from .postprocess import (
-    InferenceSettings,
-    candidates_to_predictions,
-    point_nms,
-    select_candidates,
-)
+from .heads.base import SOLOHeadBase, describe_levels
+from .inference import category_probs, predict_image, predict_instances
+from .levels import check_per_level, read_levels, solo_level_strides
+from .losses import LossWeights, solo_losses
+from .postprocess import InferenceSettings
 from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
-from .targets import LevelTargets, assign_targets_single
+from .targets import assign_targets
 
 __all__ = ["SOLO"]
-
-
-def _mean_over_processes(count: int, device: torch.device) -> float:
-    """``count`` averaged over all processes (itself in a single process)."""
-    world = comm.get_world_size()
-    if world == 1:
-        return float(count)
-    total = torch.tensor([float(count)], device=device)
-    dist.all_reduce(total)
-    return total.item() / world
 
 
 @META_ARCH_REGISTRY.register()
@@ -50,13 +42,13 @@ class SOLO(nn.Module):
         self,
         *,
         backbone: Backbone,
-        head: nn.Module,
-        head_in_features: List[str],
+        head: SOLOHeadBase,
+        head_in_features: Sequence[str],
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         num_classes: int,
-        strides: Sequence[int],
         scale_ranges: Sequence[Sequence[float]],
+        strides: Optional[Sequence[int]] = None,
         pos_scale: float = 0.2,
         drop_vanished_targets: bool = True,
         dice_weight: float = 3.0,
@@ -64,39 +56,57 @@ class SOLO(nn.Module):
         focal_gamma: float = 2.0,
         focal_weight: float = 1.0,
         inference_settings: InferenceSettings = InferenceSettings(),
-        inference_amp: Optional[torch.dtype] = None,
+        inference_amp: Union[str, torch.dtype, None] = None,
         channels_last: bool = False,
+        train_fixed_size: Optional[Sequence[int]] = None,
     ):
-        """``inference_amp``: autocast dtype of the inference forward (MODEL.SOLO.TEST.AMP);
-        None: fp32. Training follows the trainer's autocast (SOLVER.AMP). ``channels_last``:
-        the conv weights and the input batch in NHWC (MODEL.SOLO.MEMORY_FORMAT)."""
+        """
+        Args:
+            backbone: any Detectron2 backbone; the head reads its outputs
+                ``head_in_features`` (finest first, equal channels, at least two).
+            head: a SOLO-family head. One made without ``input_shape`` (a LazyConfig's
+                ``L(SOLOHead)(...)``) is built here for those outputs' channels and number;
+                a built one must fit them.
+            num_classes: foreground classes (the head's too).
+            scale_ranges: per level [lo, hi] of sqrt(box area) it is responsible for.
+            strides: per level stride after SOLO's level resizing (mmdet's ``strides``);
+                None: from the backbone's strides (p2..p6: 8, 8, 16, 32, 32). Given ones must
+                agree with the backbone's.
+            pos_scale, drop_vanished_targets: target assignment (``targets.py``).
+            dice_weight, focal_alpha, focal_gamma, focal_weight: the losses (MODEL.SOLO.LOSS).
+            inference_settings: MODEL.SOLO.TEST's thresholds and Matrix NMS settings.
+            inference_amp: autocast dtype of the inference forward ("", "bfloat16",
+                "float16" or a torch dtype; MODEL.SOLO.TEST.AMP); None or "": fp32. Training
+                follows the trainer's autocast.
+            channels_last: conv weights and the input batch in NHWC (MODEL.SOLO.MEMORY_FORMAT).
+            train_fixed_size: (h, w) every training batch is padded to, as mmdet's
+                ``BatchFixedSizePad`` (large-scale-jitter recipes); None: the backbone's size
+                divisibility only.
+        """
         super().__init__()
-        if not (len(strides) == len(scale_ranges) == head.num_levels == len(head_in_features)):
-            raise ValueError(
-                "MODEL.SOLO.STRIDES, SCALE_RANGES, NUM_GRIDS and IN_FEATURES need one entry per "
-                f"level; got {len(strides)}, {len(scale_ranges)}, {head.num_levels}, "
-                f"{len(head_in_features)}"
-            )
-        if inference_settings.kernel not in ("gaussian", "linear"):
-            raise ValueError(
-                "MODEL.SOLO.TEST.KERNEL must be gaussian or linear, got "
-                f"{inference_settings.kernel!r}"
-            )
+        level_shapes = read_levels(backbone.output_shape(), head_in_features)
+        _fit_head(head, level_shapes, head_in_features)
+        strides = _level_strides(strides, level_shapes, head_in_features)
+        check_per_level(head_in_features, num_grids=head.num_grids, strides=strides,
+                        scale_ranges=scale_ranges)
+        if num_classes != head.num_classes:
+            raise ValueError(f"num_classes {num_classes} differs from the head's "
+                             f"{head.num_classes}")
+        if isinstance(inference_amp, str):
+            inference_amp = amp_dtype(inference_amp, "inference_amp (MODEL.SOLO.TEST.AMP)")
         self.backbone = backbone
         self.head = head
         self.head_in_features = list(head_in_features)
         self.num_classes = num_classes
-        self.strides = list(strides)
+        self.strides = strides
         self.scale_ranges = [tuple(r) for r in scale_ranges]
         self.pos_scale = pos_scale
         self.drop_vanished_targets = drop_vanished_targets
-        self.dice_weight = dice_weight
-        self.focal_alpha = focal_alpha
-        self.focal_gamma = focal_gamma
-        self.focal_weight = focal_weight
+        self.loss_weights = LossWeights(dice_weight, focal_alpha, focal_gamma, focal_weight)
         self.inference_settings = inference_settings
         self.inference_amp = inference_amp
         self.channels_last = channels_last
+        self.train_fixed_size = tuple(train_fixed_size) if train_fixed_size else None
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         if channels_last:  # loading a checkpoint later copies into these, keeping the layout
@@ -104,23 +114,19 @@ class SOLO(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
+        """The yaml front door: ``MODEL.*`` keys -> the constructor's arguments."""
         if not cfg.MODEL.MASK_ON:
             raise ValueError("SOLO predicts masks and trains on them: set MODEL.MASK_ON True")
         validate_solo_config(cfg)
         check_trainer_honours_config(cfg)
         # Datasets whose class names are known before loading; SOLOTrainer checks the rest.
         check_dataset_classes([*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], cfg.MODEL.SOLO.NUM_CLASSES)
-        backbone = build_backbone(cfg)
-        shapes = backbone.output_shape()
-        missing = [f for f in cfg.MODEL.SOLO.IN_FEATURES if f not in shapes]
-        if missing:
-            raise ValueError(
-                f"MODEL.SOLO.IN_FEATURES {missing} are not backbone outputs {sorted(shapes)}"
-            )
         c = cfg.MODEL.SOLO
+        backbone = build_backbone(cfg)
         return {
             "backbone": backbone,
-            "head": build_solo_head(cfg, [shapes[f] for f in c.IN_FEATURES]),
+            # built by __init__ for the backbone's outputs c.IN_FEATURES
+            "head": build_solo_head(cfg, None),
             "head_in_features": c.IN_FEATURES,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
@@ -143,13 +149,23 @@ class SOLO(nn.Module):
         return self.pixel_mean.device
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
-        """Normalise and pad the images into one (N, C, H, W) batch."""
+        """Normalise and pad the images into one (N, C, H, W) batch (in training to
+        ``train_fixed_size`` when set)."""
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        return ImageList.from_tensors(
+        batch = ImageList.from_tensors(
             images,
             self.backbone.size_divisibility,
             padding_constraints=self.backbone.padding_constraints,
         )
+        if not (self.training and self.train_fixed_size):
+            return batch
+        (h, w), (fh, fw) = batch.tensor.shape[-2:], self.train_fixed_size
+        if h > fh or w > fw:
+            raise ValueError(
+                f"a training batch of {h}x{w} (padded) exceeds train_fixed_size {fh}x{fw}: "
+                "crop the images to it (FixedSizeCrop) or raise it"
+            )
+        return ImageList(F.pad(batch.tensor, (0, fw - w, 0, fh - h)), batch.image_sizes)
 
     def forward_head(self, batched_inputs: List[Dict]) -> Tuple[ImageList, List[Tensor], list]:
         """Preprocess, backbone, head: ``(images, cls_logits, mask_inputs)`` (see the head's
@@ -185,57 +201,6 @@ class SOLO(nn.Module):
         return [{"instances": r} for r in results]
 
     # ------------------------------------------------------------------ training
-    def _padded_masks(self, inst: Instances, padded_hw: Tuple[int, int]) -> Tensor:
-        """gt masks of one image as (M, H, W) bool at the padded batch size.
-
-        An image without objects has no ``gt_masks`` (Detectron2 makes them only from
-        annotations): it gets (0, H, W) and trains as a negative.
-        """
-        if not inst.has("gt_masks") and len(inst) == 0:
-            return torch.zeros((0, *padded_hw), dtype=torch.bool, device=self.device)
-        if not inst.has("gt_masks"):
-            raise ValueError(
-                "SOLO trains on instance masks but the inputs have no gt_masks: use annotations "
-                "with 'segmentation' and set MODEL.MASK_ON True (INPUT.MASK_FORMAT polygon or bitmask)"
-            )
-        m = inst.gt_masks
-        h, w = inst.image_size
-        if isinstance(m, PolygonMasks):
-            m = BitMasks.from_polygon_masks(m, h, w)
-        t = m.tensor if isinstance(m, BitMasks) else torch.as_tensor(m)
-        t = t.to(device=self.device, dtype=torch.bool)
-        out = torch.zeros((len(t), *padded_hw), dtype=torch.bool, device=self.device)
-        out[:, : t.shape[1], : t.shape[2]] = t
-        return out
-
-    def get_targets(self, gt: List[Instances], mask_sizes, padded_hw) -> List[List[LevelTargets]]:
-        """Per image, per level targets (see targets.assign_targets_single)."""
-        targets = []
-        for inst in gt:
-            classes = inst.gt_classes
-            if len(classes) and (classes.min() < 0 or classes.max() >= self.num_classes):
-                raise ValueError(
-                    f"gt_classes {classes.unique().tolist()} outside [0, {self.num_classes}); "
-                    "check MODEL.SOLO.NUM_CLASSES against the dataset"
-                )
-            targets.append(
-                assign_targets_single(
-                    inst.gt_boxes.tensor,
-                    classes,
-                    self._padded_masks(inst, padded_hw),
-                    mask_sizes=mask_sizes,
-                    num_grids=self.head.num_grids,
-                    strides=self.strides,
-                    scale_ranges=self.scale_ranges,
-                    pos_scale=self.pos_scale,
-                    num_classes=self.num_classes,
-                    drop_vanished=self.drop_vanished_targets,
-                    # heads may refine the assignment (SOLOv2: mask stride, overlaps)
-                    **self.head.target_options(),
-                )
-            )
-        return targets
-
     @fp32_ops
     def losses(
         self, cls_logits: List[Tensor], mask_inputs: list, gt: List[Instances], padded_hw
@@ -245,52 +210,22 @@ class SOLO(nn.Module):
         In fp32 whatever the autocast state: head outputs are cast, targets, projection and
         losses run with autocast off (precision.py)."""
         cls_logits, mask_inputs = to_fp32((cls_logits, mask_inputs))
-        mask_sizes = [tuple(self.head.level_mask_size(mask_inputs, lvl)) for lvl in range(len(cls_logits))]
-        targets = self.get_targets(gt, mask_sizes, tuple(padded_hw))
-
-        dice_terms, labels_all = [], []
-        num_pos = 0
-        for lvl, logits in enumerate(cls_logits):
-            per_img = [t[lvl] for t in targets]
-            labels_all.append(torch.stack([t.labels for t in per_img]).flatten())
-            cells = torch.cat([t.pos_cells for t in per_img])
-            if len(cells) == 0:
-                continue
-            batch_idx = torch.cat(
-                [torch.full_like(t.pos_cells, i) for i, t in enumerate(per_img)]
-            )
-            probs = self.head.mask_probs(mask_inputs, lvl, batch_idx, cells)
-            dice_terms.append(dice_loss(probs, torch.cat([t.mask_targets for t in per_img])))
-            # unique positive cells (a cell may carry several targets, see target_options)
-            num_pos += sum(len(torch.unique(t.pos_cells)) for t in per_img)
-
-        # Lazy projection leaves the mask branch of levels (or batches) without positives
-        # out of the graph; a zero-weight touch keeps every parameter in it, as
-        # DistributedDataParallel requires.
-        touch = sum(p.sum() for p in self.head.mask_branch_parameters()) * 0.0
-        # Normalised by the mean positive count over processes, so that N processes of B
-        # images give the losses and gradients of one process of N * B images.
-        mean_pos = _mean_over_processes(num_pos, cls_logits[0].device)
-        if num_pos > 0:
-            loss_mask = torch.cat(dice_terms).sum() / mean_pos
-        else:
-            loss_mask = cls_logits[0].sum() * 0.0
-        flat_logits = torch.cat(
-            [x.permute(0, 2, 3, 1).reshape(-1, self.num_classes) for x in cls_logits]
+        targets = assign_targets(
+            gt,
+            tuple(padded_hw),
+            num_classes=self.num_classes,
+            mask_sizes=[tuple(self.head.level_mask_size(mask_inputs, lvl))
+                        for lvl in range(len(cls_logits))],
+            num_grids=self.head.num_grids,
+            strides=self.strides,
+            scale_ranges=self.scale_ranges,
+            pos_scale=self.pos_scale,
+            drop_vanished=self.drop_vanished_targets,
+            # heads may refine the assignment (SOLOv2: mask stride, overlaps)
+            head_options=self.head.target_options(),
         )
-        loss_cls = category_focal_loss(
-            flat_logits,
-            torch.cat(labels_all),
-            self.num_classes,
-            self.focal_alpha,
-            self.focal_gamma,
-            # mmdet's num_pos + 1, the + 1 shared out over the processes
-            normalizer=mean_pos + 1 / comm.get_world_size(),
-        )
-        return {
-            "loss_mask": loss_mask * self.dice_weight + touch,
-            "loss_cls": loss_cls * self.focal_weight,
-        }
+        return solo_losses(self.head, cls_logits, mask_inputs, targets, self.num_classes,
+                           self.loss_weights)
 
     # ----------------------------------------------------------------- inference
     @torch.no_grad()
@@ -302,33 +237,14 @@ class SOLO(nn.Module):
         image_sizes: List[Tuple[int, int]],
         output_sizes: List[Tuple[int, int]],
     ) -> List[Instances]:
-        """Instances per image: masks at ``output_sizes``, cropped from ``image_sizes``.
-
-        Only the cells whose score passes MODEL.SOLO.TEST.SCORE_THRESH get a mask. In fp32
-        whatever the autocast state (as :meth:`losses`).
-        """
+        """Instances per image (:func:`~solo_d2.modeling.inference.predict_instances`): masks
+        at ``output_sizes``, cropped from ``image_sizes``. In fp32 whatever the autocast state
+        (as :meth:`losses`)."""
         cls_logits, mask_inputs = to_fp32((cls_logits, mask_inputs))
-        probs = self.category_probs(cls_logits)
-        results = []
-        for i, (image_size, output_size) in enumerate(zip(image_sizes, output_sizes)):
-            image_size, output_size = tuple(image_size), tuple(output_size)
-            masks, scores, classes, boxes = self.predict_image(
-                [p[i] for p in probs], mask_inputs, i, image_size,
-                # a same-size bilinear resize is the identity: skip it
-                None if image_size == output_size else output_size,
-            )
-            result = Instances(output_size)
-            result.pred_masks = masks
-            result.pred_boxes = Boxes(boxes)
-            result.scores = scores
-            result.pred_classes = classes
-            results.append(result)
-        return results
+        return predict_instances(self.head, cls_logits, mask_inputs, image_sizes, output_sizes,
+                                 strides=self.strides, settings=self.inference_settings)
 
-    @staticmethod
-    def category_probs(cls_logits: List[Tensor]) -> List[Tensor]:
-        """Per level (N, C, S, S) logits -> probabilities with non-maxima zeroed (point NMS)."""
-        return [point_nms(x.sigmoid()) for x in cls_logits]
+    category_probs = staticmethod(category_probs)
 
     def predict_image(
         self,
@@ -338,46 +254,41 @@ class SOLO(nn.Module):
         image_size: Tuple,
         output_size: Optional[Tuple[int, int]] = None,
     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The predictions of image ``image`` of the batch, as tensors: the whole
-        post-processing, shared by :meth:`inference` and the exported ONNX graph.
+        """One image's post-processing as tensors, shared by :meth:`inference` and the
+        exported ONNX graph: :func:`~solo_d2.modeling.inference.predict_image`."""
+        return predict_image(self.head, cls_probs, mask_inputs, image, image_size, output_size,
+                             strides=self.strides, settings=self.inference_settings)
 
-        Args:
-            cls_probs: per level (C, S_l, S_l) category probabilities after point NMS.
-            image_size: (h, w) of the image inside the padded batch.
-            output_size: size to resize the masks to; None keeps ``image_size``.
-        Returns:
-            masks (n, H, W) bool, scores (n,), classes (n,), boxes (n, 4): see
-            :func:`~solo_d2.modeling.postprocess.candidates_to_predictions`.
-        """
-        settings = self.inference_settings
-        cand = select_candidates(cls_probs, settings.score_thresh)
-        mask_size = tuple(self.head.level_mask_size(mask_inputs, 0))
-        # cand.cells are sorted by level: the levels' masks concatenate in order
-        parts = []
-        for lvl in range(len(cls_probs)):
-            cells = cand.cells[(cand.cells[:, 0] == lvl).nonzero()[:, 0], 1]
-            parts.append(self._cell_mask_probs(mask_inputs, lvl, image, cells, mask_size))
-        return candidates_to_predictions(
-            cand,
-            torch.cat(parts),
-            level_strides=self.strides,
-            image_size=image_size,
-            output_size=output_size,
-            settings=settings,
-            mask_stride=self.head.mask_stride,
+
+def _fit_head(head: SOLOHeadBase, level_shapes: List, names: Sequence[str]) -> None:
+    """Build an unbuilt ``head`` for the levels; check a built one was built for them."""
+    if not head.is_built:
+        head.build(level_shapes, names)
+        return
+    ours = [s.channels for s in head.input_shape]
+    theirs = [s.channels for s in level_shapes]
+    if ours != theirs:
+        raise ValueError(
+            f"the head was built for {len(ours)} levels of {sorted(set(ours))} channels but "
+            f"reads the backbone's {describe_levels(level_shapes, names)}; make the head "
+            "without input_shape to have it built for the backbone"
         )
 
-    def _cell_mask_probs(
-        self, mask_inputs: list, level: int, image: int, cells: Tensor, mask_size: Tuple
-    ) -> Tensor:
-        """The head's (K, *mask_size) mask probabilities of ``cells`` (K >= 0) of one level.
 
-        Eager code skips a level without candidates. A traced graph (ONNX export) cannot
-        branch on K, so it computes one extra throw-away cell and drops it.
-        """
-        if torch.jit.is_tracing():
-            padded = torch.cat([cells, cells.new_zeros(1)])
-            return self.head.image_mask_probs(mask_inputs, level, image, padded, mask_size)[:-1]
-        if cells.numel() == 0:
-            return self.pixel_mean.new_zeros((0, *mask_size))
-        return self.head.image_mask_probs(mask_inputs, level, image, cells, mask_size)
+def _level_strides(strides: Optional[Sequence[int]], level_shapes, names) -> List[int]:
+    """``strides``, or the backbone's (after SOLO's level resizing); given ones that
+    disagree with the backbone's are an error naming the levels."""
+    derived = solo_level_strides(level_shapes)
+    if strides is None:
+        if derived is None:
+            raise ValueError(f"strides is None and the backbone does not say its levels' "
+                             f"strides ({describe_levels(level_shapes, names)}): give them")
+        return derived
+    strides = [int(s) for s in strides]
+    if derived is not None and strides != derived:
+        raise ValueError(
+            f"strides (MODEL.SOLO.STRIDES) {strides} do not fit the levels read, "
+            f"{describe_levels(level_shapes, names)}: SOLO halves the finest level and "
+            f"resizes the coarsest to the one above, which gives {derived}"
+        )
+    return strides

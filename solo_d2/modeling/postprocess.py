@@ -50,6 +50,28 @@ class InferenceSettings:
     #: instances kept per image; -1: all
     max_per_img: int = 100
 
+    def __post_init__(self) -> None:
+        """Values the post-processing cannot use are a ValueError naming them (MODEL.SOLO.TEST.*
+        as a yaml config names them, or the LazyConfig's inference_settings fields)."""
+        bad = []
+        if self.kernel not in ("gaussian", "linear"):
+            bad.append(f"kernel (KERNEL) is {self.kernel!r}; expected 'gaussian' or 'linear'")
+        for name in ("score_thresh", "filter_thresh"):
+            if not 0 <= getattr(self, name) < 1:
+                bad.append(f"{name} ({name.upper()}) is {getattr(self, name)!r}; expected a "
+                           "number in [0, 1)")
+        if not 0 < self.mask_thresh < 1:
+            bad.append(f"mask_thresh (MASK_THRESH) is {self.mask_thresh!r}; expected a number "
+                       "in (0, 1)")
+        for name in ("nms_pre", "max_per_img"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and (v >= 1 or v == -1)):
+                bad.append(f"{name} ({name.upper()}) is {v!r}; expected an integer >= 1, or -1")
+        if not self.sigma > 0:
+            bad.append(f"sigma (SIGMA) is {self.sigma!r}; expected a number > 0")
+        if bad:
+            raise ValueError("Invalid inference settings (MODEL.SOLO.TEST.*):\n  " + "\n  ".join(bad))
+
     @classmethod
     def from_config(cls, cfg) -> "InferenceSettings":
         t = cfg.MODEL.SOLO.TEST

@@ -8,13 +8,21 @@ mask resolution. When regions overlap, the later instance wins. The arithmetic i
 same float32 steps as mmdet 3.3.0 so that boundary cases land on the same cells.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from detectron2.structures import BitMasks, Instances, PolygonMasks
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["LevelTargets", "center_of_mass", "downscale_masks", "assign_targets_single"]
+__all__ = [
+    "LevelTargets",
+    "center_of_mass",
+    "downscale_masks",
+    "assign_targets_single",
+    "padded_gt_masks",
+    "assign_targets",
+]
 
 
 @dataclass
@@ -101,7 +109,7 @@ def assign_targets_single(
         factors = [int(s // 2) for s in strides]
     else:
         factors = [int(f) for f in mask_strides]
-    img_scale = 4 if mask_strides is None else factors[0]
+    img_scale = factors[0]
     img_h, img_w = mask_sizes[0][0] * img_scale, mask_sizes[0][1] * img_scale
     if gt_masks.shape[-2:] != (img_h, img_w):
         raise ValueError(
@@ -161,3 +169,66 @@ def assign_targets_single(
         mask_targets[:, :sh, :sw] = small[:, :sh, :sw]
         results.append(LevelTargets(labels, pos_cells, mask_targets))
     return results
+
+
+def padded_gt_masks(inst: Instances, padded_hw: Tuple[int, int], device) -> Tensor:
+    """gt masks of one image as (M, H, W) bool at the padded batch size.
+
+    An image without objects has no ``gt_masks`` (Detectron2 makes them only from
+    annotations): it gets (0, H, W) and trains as a negative.
+    """
+    if not inst.has("gt_masks") and len(inst) == 0:
+        return torch.zeros((0, *padded_hw), dtype=torch.bool, device=device)
+    if not inst.has("gt_masks"):
+        raise ValueError(
+            "SOLO trains on instance masks but the inputs have no gt_masks: use annotations "
+            "with 'segmentation' and set MODEL.MASK_ON True (INPUT.MASK_FORMAT polygon or "
+            "bitmask; a LazyConfig's mapper: use_instance_mask=True)"
+        )
+    m = inst.gt_masks
+    h, w = inst.image_size
+    if isinstance(m, PolygonMasks):
+        m = BitMasks.from_polygon_masks(m, h, w)
+    t = m.tensor if isinstance(m, BitMasks) else torch.as_tensor(m)
+    t = t.to(device=device, dtype=torch.bool)
+    out = torch.zeros((len(t), *padded_hw), dtype=torch.bool, device=device)
+    out[:, : t.shape[1], : t.shape[2]] = t
+    return out
+
+
+def assign_targets(
+    gt: List[Instances],
+    padded_hw: Tuple[int, int],
+    *,
+    num_classes: int,
+    head_options: Optional[Dict[str, Any]] = None,
+    **kwargs: Any,
+) -> List[List[LevelTargets]]:
+    """Per image, per level targets of a batch (:func:`assign_targets_single` on each image,
+    ``kwargs`` and the head's ``head_options`` passed on).
+
+    Args:
+        gt: per image ``Instances`` with gt_boxes, gt_classes and gt_masks (bit masks or
+            polygons) at the image's size inside the padded batch ``padded_hw``.
+    """
+    targets = []
+    for inst in gt:
+        classes = inst.gt_classes
+        if len(classes) and (classes.min() < 0 or classes.max() >= num_classes):
+            raise ValueError(
+                f"gt_classes {classes.unique().tolist()} outside [0, {num_classes}); check the "
+                "model's class count (MODEL.SOLO.NUM_CLASSES, model.num_classes) against the "
+                "dataset"
+            )
+        device = inst.gt_boxes.tensor.device
+        targets.append(
+            assign_targets_single(
+                inst.gt_boxes.tensor,
+                classes,
+                padded_gt_masks(inst, padded_hw, device),
+                num_classes=num_classes,
+                **kwargs,
+                **(head_options or {}),
+            )
+        )
+    return targets

@@ -38,6 +38,7 @@ __all__ = [
     "SOLO_HEAD_REGISTRY",
     "SOLOHeadBase",
     "build_solo_head",
+    "describe_levels",
     "resize_level_features",
 ]
 
@@ -47,8 +48,9 @@ SOLO_HEAD_REGISTRY = Registry("SOLO_HEAD")
 SOLO_HEAD_REGISTRY.__doc__ = "Registry of SOLO-family heads, chosen by MODEL.SOLO.HEAD_NAME."
 
 
-def build_solo_head(cfg, input_shape: List[ShapeSpec]) -> nn.Module:
-    """Build the head named by ``cfg.MODEL.SOLO.HEAD_NAME``; unknown names list the valid ones."""
+def build_solo_head(cfg, input_shape: Optional[List[ShapeSpec]]) -> nn.Module:
+    """Build the head named by ``cfg.MODEL.SOLO.HEAD_NAME`` (its layers only with an
+    ``input_shape``, see :meth:`SOLOHeadBase.build`); unknown names list the valid ones."""
     name = cfg.MODEL.SOLO.HEAD_NAME
     if name not in SOLO_HEAD_REGISTRY:
         valid = ", ".join(sorted(k for k, _ in SOLO_HEAD_REGISTRY))
@@ -100,8 +102,25 @@ def init_normal(module: nn.Module, prior_bias_modules: Sequence[nn.Module], prio
         nn.init.constant_(conv.bias, bias_value)
 
 
+def describe_levels(shapes: Sequence[ShapeSpec], names: Optional[Sequence[str]] = None) -> str:
+    """'p2 (256 channels, stride 4), p3 (...)': levels as error messages name them."""
+    names = list(names) if names is not None else [f"level {i}" for i in range(len(shapes))]
+    parts = []
+    for name, s in zip(names, shapes):
+        stride = f", stride {s.stride}" if s.stride is not None else ""
+        parts.append(f"{name} ({s.channels} channels{stride})")
+    return ", ".join(parts)
+
+
 class SOLOHeadBase(nn.Module):
-    """Settings, the category branch and the template ``forward`` of all SOLO heads."""
+    """Settings, the category branch and the template ``forward`` of all SOLO heads.
+
+    A head is built for the feature levels it reads (``input_shape``). Without
+    ``input_shape`` its layers wait for :meth:`build`: the meta-architecture
+    (:class:`~solo_d2.modeling.SOLO`) builds them for its backbone's features, so that a
+    LazyConfig's ``L(SOLOHead)(num_classes=80, ...)`` takes the channels and the number of
+    levels of whatever backbone it sits on.
+    """
 
     #: how many times the level-0 mask predictions are smaller than the padded image
     mask_stride: int = 4
@@ -110,7 +129,7 @@ class SOLOHeadBase(nn.Module):
     def __init__(
         self,
         *,
-        input_shape: List[ShapeSpec],
+        input_shape: Optional[List[ShapeSpec]] = None,
         num_classes: int,
         feat_channels: int = 256,
         stacked_convs: int = 7,
@@ -121,22 +140,27 @@ class SOLOHeadBase(nn.Module):
         prior_prob: float = 0.01,
         recompute_norm_act: bool = True,
     ):
-        """``recompute_norm_act``: see :func:`~solo_d2.modeling.layers.run_tower` (mask
-        towers only; a training-memory saving with the same results)."""
+        """
+        Args:
+            input_shape: per level read, finest first, the features' shape; None: built
+                later by :meth:`build`.
+            num_grids: grid size S of each level (one entry per level).
+            recompute_norm_act: see :func:`~solo_d2.modeling.layers.run_tower` (mask towers
+                only; a training-memory saving with the same results).
+        """
         super().__init__()
-        if len({s.channels for s in input_shape}) != 1:
-            raise ValueError(f"SOLO heads need equal channels on all levels, got {input_shape}")
-        if len(num_grids) != len(input_shape):
-            raise ValueError(
-                f"MODEL.SOLO.NUM_GRIDS has {len(num_grids)} entries but the head reads "
-                f"{len(input_shape)} feature levels (MODEL.SOLO.IN_FEATURES)"
-            )
+        if not (isinstance(num_classes, int) and num_classes >= 1):
+            raise ValueError(f"num_classes is {num_classes!r}; expected an integer >= 1")
+        if not (isinstance(stacked_convs, int) and stacked_convs >= 1):
+            raise ValueError(f"stacked_convs is {stacked_convs!r}; expected an integer >= 1")
         if not 0 <= cls_down_index < stacked_convs:
             raise ValueError(
                 f"MODEL.SOLO.CLS_DOWN_INDEX={cls_down_index} must be in [0, {stacked_convs})"
             )
+        if not num_grids or not all(isinstance(s, int) and s >= 1 for s in num_grids):
+            raise ValueError(f"num_grids is {list(num_grids)!r}; expected integers >= 1, one "
+                             "per level")
         self.num_classes = num_classes
-        self.in_channels = input_shape[0].channels
         self.feat_channels = feat_channels
         self.stacked_convs = stacked_convs
         self.num_grids = list(num_grids)
@@ -152,9 +176,13 @@ class SOLOHeadBase(nn.Module):
             )
             recompute_norm_act = False
         self.recompute_norm_act = recompute_norm_act
+        self.input_shape: Optional[List[ShapeSpec]] = None
+        self.in_channels: Optional[int] = None
+        if input_shape is not None:
+            self.build(input_shape)
 
     @classmethod
-    def from_config(cls, cfg, input_shape: List[ShapeSpec]) -> Dict[str, Any]:
+    def from_config(cls, cfg, input_shape: Optional[List[ShapeSpec]]) -> Dict[str, Any]:
         c = cfg.MODEL.SOLO
         return {
             "input_shape": input_shape,
@@ -168,6 +196,58 @@ class SOLOHeadBase(nn.Module):
             "prior_prob": c.PRIOR_PROB,
             "recompute_norm_act": c.RECOMPUTE_NORM_ACT,
         }
+
+    # ------------------------------------------------------------------ building
+    @property
+    def is_built(self) -> bool:
+        """Whether the layers exist (``input_shape`` given, or :meth:`build` called)."""
+        return self.input_shape is not None
+
+    def build(
+        self, input_shape: Sequence[ShapeSpec], names: Optional[Sequence[str]] = None
+    ) -> "SOLOHeadBase":
+        """Build the layers for features of these shapes (one per level, finest first); the
+        levels' ``names`` (e.g. "p2") only make error messages clearer. Returns the head.
+
+        Raises:
+            ValueError: naming the levels, when their number differs from ``num_grids``'s or
+                their channels differ (one conv tower reads every level).
+        """
+        if self.is_built:
+            raise RuntimeError(f"{type(self).__name__} is already built for {self.input_shape}")
+        input_shape = list(input_shape)
+        if len(input_shape) != self.num_levels:
+            raise ValueError(
+                f"{type(self).__name__} has {self.num_levels} grid levels (num_grids "
+                f"{self.num_grids}, MODEL.SOLO.NUM_GRIDS) but reads {len(input_shape)} feature "
+                f"levels: {describe_levels(input_shape, names)}; give one grid per level"
+            )
+        if len({s.channels for s in input_shape}) != 1:
+            raise ValueError(
+                "SOLO heads read every level with the same convolutions, so the levels need "
+                f"equal channels; got {describe_levels(input_shape, names)}"
+            )
+        self.adapt_to_input(input_shape, names)
+        self.input_shape = input_shape
+        self.in_channels = input_shape[0].channels
+        self.build_layers()
+        return self
+
+    def adapt_to_input(
+        self, input_shape: List[ShapeSpec], names: Optional[Sequence[str]]
+    ) -> None:
+        """Head-specific checks and settings from the levels, before the layers are built.
+
+        SOLO and Decoupled SOLO predict level 0's masks at the finest level's stride (its
+        features are halved, and the mask tower's output is upsampled x2): that stride,
+        when known, is :attr:`mask_stride`.
+        """
+        if input_shape[0].stride is not None:
+            self.mask_stride = int(input_shape[0].stride)
+
+    def build_layers(self) -> None:
+        """Create the layers for ``self.in_channels`` input channels and initialise them."""
+        raise NotImplementedError
 
     # ---------------------------------------------------------------- category branch
     def _dcn_layers(self) -> List[int]:
@@ -207,6 +287,11 @@ class SOLOHeadBase(nn.Module):
             cls_logits: per level (N, num_classes, S_l, S_l).
             mask_inputs: per level what :meth:`mask_probs` reads (see the subclass).
         """
+        if not self.is_built:
+            raise RuntimeError(
+                f"{type(self).__name__} was made without input_shape and not built: call "
+                "build(input_shape) or give it to SOLO, which builds it for its backbone"
+            )
         if len(features) != self.num_levels:
             raise ValueError(f"expected {self.num_levels} feature levels, got {len(features)}")
         shared = self.shared_mask_features(features)

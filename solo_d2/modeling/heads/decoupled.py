@@ -4,7 +4,6 @@ mmdet 3.3.0's ``DecoupledSOLOHead`` and ``DecoupledSOLOLightHead``)."""
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from detectron2.config import configurable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -26,9 +25,7 @@ class DecoupledSOLOHead(SOLOHeadBase):
     (N, feat_channels, 2*H'_l, 2*W'_l): the inputs of the 3x3 X/Y projections.
     """
 
-    @configurable
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    def build_layers(self) -> None:
         self._build_mask_branch()
         self._build_cls_branch()
         init_normal(

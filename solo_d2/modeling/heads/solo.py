@@ -4,7 +4,6 @@ projection to S^2 mask maps per level, never materialised (semantics: mmdet 3.3.
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from detectron2.config import configurable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -23,9 +22,7 @@ class SOLOHead(SOLOHeadBase):
     deferred.
     """
 
-    @configurable
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    def build_layers(self) -> None:
         self.mask_convs = conv_tower(
             self.in_channels + 2, self.feat_channels, self.stacked_convs, self.norm
         )

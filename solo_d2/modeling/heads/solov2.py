@@ -15,7 +15,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..layers import conv_norm_relu, conv_tower, coord_features
-from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, init_normal, resize_probs
+from .base import (
+    SOLO_HEAD_REGISTRY,
+    SOLOHeadBase,
+    describe_levels,
+    init_normal,
+    resize_probs,
+)
 
 __all__ = ["SOLOV2Head", "MaskFeatModule"]
 
@@ -103,27 +109,44 @@ class SOLOV2Head(SOLOHeadBase):
         mask_dcn_type: str = "",
         dynamic_conv_size: int = 1,
         dcn_apply_to_all_conv: bool = True,
+        input_shape: Optional[List[ShapeSpec]] = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if mask_end_level >= self.num_levels:
+        """The mask-feature branch's settings (``mask_*``: MODEL.SOLO.MASK_FEAT.*), the
+        dynamic kernels' size and where DCN goes; the others are :class:`SOLOHeadBase`'s."""
+        super().__init__(**kwargs)  # built below, once this head's settings are set
+        if not 0 <= mask_start_level <= mask_end_level < self.num_levels:
             raise ValueError(
-                f"MODEL.SOLO.MASK_FEAT.END_LEVEL={mask_end_level} but the head reads only "
-                f"{self.num_levels} levels"
+                f"MODEL.SOLO.MASK_FEAT.START_LEVEL={mask_start_level} and END_LEVEL="
+                f"{mask_end_level} must satisfy 0 <= START_LEVEL <= END_LEVEL < "
+                f"{self.num_levels} (the head reads {self.num_levels} levels)"
             )
-        feature_stride = kwargs["input_shape"][0].stride
-        if feature_stride is not None and feature_stride != mask_stride:
-            raise ValueError(
-                f"MODEL.SOLO.MASK_FEAT.MASK_STRIDE is {mask_stride} but the mask features are "
-                f"built at the stride of the first of MODEL.SOLO.IN_FEATURES, {feature_stride}; "
-                f"set MODEL.SOLO.MASK_FEAT.MASK_STRIDE {feature_stride}"
-            )
+        self.mask_feat_channels = mask_feat_channels
+        self.mask_start_level = mask_start_level
+        self.mask_end_level = mask_end_level
+        self.mask_dcn_type = mask_dcn_type
         self.dcn_apply_to_all_conv = dcn_apply_to_all_conv
         self.dynamic_conv_size = dynamic_conv_size
         self.mask_out_channels = mask_out_channels
         self.kernel_out_channels = mask_out_channels * dynamic_conv_size**2
         # Unified mask features: one resolution, target masks downscaled by this on every level.
         self.mask_stride = mask_stride
+        if input_shape is not None:
+            self.build(input_shape)
+
+    def adapt_to_input(self, input_shape: List[ShapeSpec], names) -> None:
+        """The mask features are made at the finest level's resolution: its stride must be
+        ``mask_stride``."""
+        feature_stride = input_shape[0].stride
+        if feature_stride is not None and feature_stride != self.mask_stride:
+            first = describe_levels(input_shape[:1], names[:1] if names else None)
+            raise ValueError(
+                f"MODEL.SOLO.MASK_FEAT.MASK_STRIDE is {self.mask_stride} (mask_stride) but the "
+                f"mask features are built at the stride of the first level read, {first}; "
+                f"set it to {feature_stride}"
+            )
+
+    def build_layers(self) -> None:
         self.kernel_convs = conv_tower(
             self.in_channels + 2, self.feat_channels, self.stacked_convs, self.norm,
             self.dcn_type, self._dcn_layers(),
@@ -131,13 +154,13 @@ class SOLOV2Head(SOLOHeadBase):
         self._build_cls_branch()
         self.conv_kernel = nn.Conv2d(self.feat_channels, self.kernel_out_channels, 3, padding=1)
         self.mask_feature_head = MaskFeatModule(
-            self.in_channels, mask_feat_channels, mask_start_level, mask_end_level,
-            mask_out_channels, self.norm, mask_dcn_type,
+            self.in_channels, self.mask_feat_channels, self.mask_start_level,
+            self.mask_end_level, self.mask_out_channels, self.norm, self.mask_dcn_type,
         )
         init_normal(self, [self.conv_cls], self.prior_prob)
 
     @classmethod
-    def from_config(cls, cfg, input_shape: List[ShapeSpec]):
+    def from_config(cls, cfg, input_shape: Optional[List[ShapeSpec]]):
         ret = super().from_config(cfg, input_shape)
         m = cfg.MODEL.SOLO.MASK_FEAT
         ret.update(
