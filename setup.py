@@ -13,8 +13,8 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 
 def ship_configs() -> None:
     """Make ``solo_d2/configs`` the repository's ``configs/`` (a symlink; a copy where symlinks
-    fail), so that the yaml files install with the package and ``solo_d2.model_zoo`` finds
-    them from any folder, as Detectron2 ships its model-zoo configs."""
+    fail), so that the yaml files and their LazyConfig twins (.py) install with the package and
+    ``solo_d2.model_zoo`` finds them from any folder, as Detectron2 ships its model-zoo configs."""
     source = os.path.join(HERE, "configs")
     destination = os.path.join(HERE, "solo_d2", "configs")
     if not os.path.isdir(source):  # building from an sdist: the copy is already there
@@ -37,7 +37,9 @@ setup(
     description="SOLO-family instance segmentation (SOLO, Decoupled SOLO, SOLOv2) for Detectron2",
     license="Apache-2.0",
     packages=find_packages(include=["solo_d2", "solo_d2.*"]),
-    package_data={"solo_d2": ["configs/*.yaml", "configs/**/*.yaml"]},
+    package_data={
+        "solo_d2": ["configs/*.yaml", "configs/**/*.yaml", "configs/*.py", "configs/**/*.py"]
+    },
     python_requires=">=3.9",
     install_requires=[
         "fvcore>=0.1.5",

@@ -1,16 +1,19 @@
 """Configs by name, from any folder, as Detectron2's ``model_zoo.get_config_file`` gives its own.
 
-The yaml files under the repository's ``configs/`` ship inside the installed package
-(``solo_d2/configs``, made by setup.py):
+The yaml files and their LazyConfig twins (same name, ``.py``; ``common/`` holds the pieces
+they share, as in Detectron2's ``configs/``) under the repository's ``configs/`` ship inside
+the installed package (``solo_d2/configs``, made by setup.py):
 
-    cfg = solo_d2.model_zoo.get_config("SOLO_R50_1x.yaml")
+    cfg = solo_d2.model_zoo.get_config("SOLO_R50_1x.yaml")      # CfgNode
+    cfg = solo_d2.model_zoo.get_config("SOLOv2_R50_1x.py")      # LazyConfig (DictConfig)
     path = solo_d2.model_zoo.get_config_file("quick_schedules/SOLO_R18_shapes.yaml")
 """
 import glob
 import os
-from typing import List
+from typing import List, Union
 
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode, LazyConfig, get_cfg
+from omegaconf import DictConfig
 
 from .config import add_solo_config
 
@@ -31,11 +34,15 @@ def _configs_dir() -> str:
 
 
 def list_configs() -> List[str]:
-    """Names of every shipped config, relative to ``configs/`` (e.g. 'SOLO_R50_1x.yaml')."""
+    """Names of every shipped recipe, yaml and LazyConfig, relative to ``configs/`` (e.g.
+    'SOLO_R50_1x.yaml', 'SOLO_R50_1x.py'); the shared LazyConfig pieces under ``common/``
+    are left out (get_config reads them too, e.g. 'common/models/solo.py')."""
     root = _configs_dir()
-    return sorted(
-        os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True)
-    )
+    found = []
+    for ext in ("yaml", "py"):
+        found += glob.glob(os.path.join(root, "**", f"*.{ext}"), recursive=True)
+    names = (os.path.relpath(p, root) for p in found)
+    return sorted(n for n in names if not n.startswith("common" + os.sep))
 
 
 def get_config_file(config_path: str) -> str:
@@ -52,9 +59,14 @@ def get_config_file(config_path: str) -> str:
     return path
 
 
-def get_config(config_path: str) -> CfgNode:
-    """Detectron2's config with the SOLO keys and the shipped config ``config_path`` merged."""
+def get_config(config_path: str) -> Union[CfgNode, DictConfig]:
+    """The shipped config ``config_path``: for a ``.yaml``, Detectron2's config with the SOLO
+    keys and the file merged; for a ``.py``, the LazyConfig (``LazyConfig.load``), as
+    Detectron2's ``model_zoo.get_config`` returns its own ``.py`` configs."""
+    path = get_config_file(config_path)
+    if path.endswith(".py"):
+        return LazyConfig.load(path)
     cfg = get_cfg()
     add_solo_config(cfg)
-    cfg.merge_from_file(get_config_file(config_path))
+    cfg.merge_from_file(path)
     return cfg
