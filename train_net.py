@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-r"""Train and evaluate SOLO-family models with Detectron2 (solo_d2's SOLOTrainer).
+r"""Train and evaluate SOLO-family models with Detectron2, from a yaml config or a LazyConfig.
 
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --num-gpus 8
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --eval-only MODEL.WEIGHTS out/model_final.pth
+    python train_net.py --config-file configs/SOLO_R50_1x.py --num-gpus 8
+    python train_net.py --config-file configs/SOLO_R50_1x.py --eval-only train.init_checkpoint=out/model_final.pth
 
---num-gpus is the number of processes per machine: GPUs with MODEL.DEVICE cuda, CPU processes
-(GLOO) with MODEL.DEVICE cpu. --num-machines, --machine-rank and --dist-url work as in
+Options after the arguments are KEY VALUE pairs for a yaml config (solo_d2's SOLOTrainer) and
+key=value overrides for a LazyConfig (.py, solo_d2's LazySOLOTrainer; docs/LAZYCONFIG.md).
+--num-gpus is the number of processes per machine: GPUs with MODEL.DEVICE / train.device
+cuda, CPU processes (GLOO) with cpu. --num-machines, --machine-rank and --dist-url work as in
 Detectron2's tools/train_net.py.
 """
 import argparse
@@ -17,27 +21,29 @@ from detectron2.evaluation import verify_results
 
 from solo_d2.checkpoint import SOLOCheckpointer
 from solo_d2.cli import HelpFormatter
-from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch
+from solo_d2.engine import launch, load_config, trainer_class
+from solo_d2.engine.configs import config_device, config_output_dir, config_weights, is_lazy
 
 
 def setup(args):
-    cfg = get_solo_cfg(args.config_file, args.opts)
+    cfg = load_config(args.config_file, args.opts)
     default_setup(cfg, args)
     return cfg
 
 
 def main(args):
     cfg = setup(args)
+    trainer_cls = trainer_class(cfg)  # SOLOTrainer (yaml) or LazySOLOTrainer (.py)
     if args.eval_only:
-        model = SOLOTrainer.build_model(cfg)
-        SOLOCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
+        model = trainer_cls.build_model(cfg)
+        SOLOCheckpointer(model, save_dir=config_output_dir(cfg)).resume_or_load(
+            config_weights(cfg), resume=args.resume
         )
-        res = SOLOTrainer.test(cfg, model)
-        if comm.is_main_process():
+        res = trainer_cls.test(cfg, model)
+        if comm.is_main_process() and not is_lazy(cfg):
             verify_results(cfg, res)
         return res
-    trainer = SOLOTrainer(cfg)
+    trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
 
@@ -69,5 +75,5 @@ if __name__ == "__main__":
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
-        device=get_solo_cfg(args.config_file, args.opts).MODEL.DEVICE,
+        device=config_device(load_config(args.config_file, args.opts)),
     )

@@ -5,7 +5,7 @@ from detectron2.config import CfgNode
 from detectron2.solver import build_optimizer
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
-__all__ = ["build_solo_optimizer"]
+__all__ = ["build_solo_optimizer", "clip_full_model_gradients"]
 
 
 _OPTIMIZERS = ("SGD", "ADAMW")
@@ -50,8 +50,15 @@ def build_solo_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Op
     cfg = cfg.clone()
     cfg.defrost()
     cfg.SOLVER.CLIP_GRADIENTS.ENABLED = False
-    optimizer = _build_base_optimizer(cfg, model)
-    max_norm, norm_type = clip.CLIP_VALUE, clip.NORM_TYPE
+    return clip_full_model_gradients(_build_base_optimizer(cfg, model), clip.CLIP_VALUE,
+                                     clip.NORM_TYPE)
+
+
+def clip_full_model_gradients(
+    optimizer: torch.optim.Optimizer, max_norm: float, norm_type: float
+) -> torch.optim.Optimizer:
+    """``optimizer``, whose every step first clips the norm of all its parameters' gradients
+    together to ``max_norm`` (mmdet's ``clip_grad``; a LazyConfig's ``train.clip_grad``)."""
 
     class FullModelGradientClipping(type(optimizer)):
         def step(self, closure=None):

@@ -5,13 +5,13 @@
 writing Python: each entry goes through Detectron2's ``register_coco_instances``.
 """
 import os
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import register_coco_instances
 
-__all__ = ["register_cfg_datasets"]
+__all__ = ["register_cfg_datasets", "register_coco_datasets"]
 
 _KEY = "DATASETS.REGISTER_COCO_INSTANCES"
 # name -> (json_file, image_root) of the datasets registered here
@@ -19,24 +19,31 @@ _REGISTERED: Dict[str, Tuple[str, str]] = {}
 
 
 def register_cfg_datasets(cfg: CfgNode) -> None:
-    """Register every ``DATASETS.REGISTER_COCO_INSTANCES`` entry (relative paths against the
-    current directory). Calling it again with the same entries does nothing; a name already
-    registered otherwise, or a missing file or folder, is a ValueError naming the entry."""
-    for entry in cfg.DATASETS.REGISTER_COCO_INSTANCES:
+    """Register every ``DATASETS.REGISTER_COCO_INSTANCES`` entry: :func:`register_coco_datasets`."""
+    register_coco_datasets(cfg.DATASETS.REGISTER_COCO_INSTANCES, _KEY)
+
+
+def register_coco_datasets(entries: Sequence[Sequence[str]], key: str = _KEY) -> None:
+    """Register every ``[name, json_file, image_root]`` of ``entries`` (relative paths against
+    the current directory); ``key`` is the setting they come from (a LazyConfig's
+    ``dataloader.register_coco_instances``). Calling it again with the same entries does
+    nothing; a name already registered otherwise, or a missing file or folder, is a ValueError
+    naming the entry."""
+    for entry in entries:
         if not (isinstance(entry, (list, tuple)) and len(entry) == 3
                 and all(isinstance(x, str) and x for x in entry)):
-            raise ValueError(f"{_KEY} entry {entry!r}: expected [name, json_file, image_root]")
+            raise ValueError(f"{key} entry {entry!r}: expected [name, json_file, image_root]")
         name, json_file, image_root = entry
         source = (os.path.abspath(os.path.expanduser(json_file)),
                   os.path.abspath(os.path.expanduser(image_root)))
         if _REGISTERED.get(name) == source:
             continue
         if name in DatasetCatalog.list():
-            raise ValueError(f"{_KEY}: a dataset named {name!r} is already registered; "
+            raise ValueError(f"{key}: a dataset named {name!r} is already registered; "
                              "choose another name")
         if not os.path.isfile(source[0]):
-            raise ValueError(f"{_KEY} entry {name!r}: json file {json_file!r} does not exist")
+            raise ValueError(f"{key} entry {name!r}: json file {json_file!r} does not exist")
         if not os.path.isdir(source[1]):
-            raise ValueError(f"{_KEY} entry {name!r}: image folder {image_root!r} does not exist")
+            raise ValueError(f"{key} entry {name!r}: image folder {image_root!r} does not exist")
         register_coco_instances(name, {}, *source)
         _REGISTERED[name] = source

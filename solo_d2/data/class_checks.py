@@ -6,7 +6,10 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 __all__ = ["check_dataset_classes"]
 
 
-def check_dataset_classes(names: Iterable[str], num_classes: int, *, load: bool = False) -> None:
+def check_dataset_classes(
+    names: Iterable[str], num_classes: int, *, load: bool = False,
+    key: str = "MODEL.SOLO.NUM_CLASSES",
+) -> None:
     """Raise ValueError naming both numbers when a dataset's ``thing_classes`` count differs
     from ``num_classes``.
 
@@ -16,6 +19,8 @@ def check_dataset_classes(names: Iterable[str], num_classes: int, *, load: bool 
         load: load a dataset whose metadata has no ``thing_classes`` yet: datasets registered
             with ``register_coco_instances`` learn their class names only when loaded.
             Without it such datasets are not checked.
+        key: the setting that gives ``num_classes``, named by the error (a LazyConfig's
+            ``model.num_classes``).
     """
     for name in names:
         meta = MetadataCatalog.get(name)
@@ -25,6 +30,6 @@ def check_dataset_classes(names: Iterable[str], num_classes: int, *, load: bool 
             classes = meta.get("thing_classes")
         if classes is not None and len(classes) != num_classes:
             raise ValueError(
-                f"Dataset {name!r} has {len(classes)} classes but MODEL.SOLO.NUM_CLASSES is "
-                f"{num_classes}; set MODEL.SOLO.NUM_CLASSES {len(classes)}"
+                f"Dataset {name!r} has {len(classes)} classes but {key} is "
+                f"{num_classes}; set {key} {len(classes)}"
             )

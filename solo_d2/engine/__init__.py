@@ -1,8 +1,21 @@
-"""Training, evaluation and prediction: SOLOTrainer, SOLOPredictor, the COCO evaluator, and a
-multi-process launch for CPUs and GPUs."""
+"""Training, evaluation and prediction: SOLOTrainer (yaml configs), LazySOLOTrainer
+(LazyConfigs), SOLOPredictor, the COCO evaluator, a multi-process launch for CPUs and GPUs, and
+one way to load and read either kind of config (``configs``)."""
+from .configs import load_config, trainer_class
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model, launch
+from .lazy_trainer import LazySOLOTrainer
 from .predictor import SOLOPredictor
 from .trainer import SOLOTrainer, get_solo_cfg
 
-__all__ = ["SOLOCOCOEvaluator", "SOLOPredictor", "SOLOTrainer", "create_ddp_model", "get_solo_cfg", "launch"]
+__all__ = [
+    "LazySOLOTrainer",
+    "SOLOCOCOEvaluator",
+    "SOLOPredictor",
+    "SOLOTrainer",
+    "create_ddp_model",
+    "get_solo_cfg",
+    "launch",
+    "load_config",
+    "trainer_class",
+]

@@ -6,6 +6,7 @@ Detectron2's AMPTrainer asserts CUDA and enters ``torch.cuda.amp.autocast``; the
 (:mod:`solo_d2.modeling.precision`).
 """
 import time
+from typing import Optional
 
 import torch
 from detectron2.config import CfgNode
@@ -15,7 +16,7 @@ from torch import nn
 
 from ..modeling.precision import train_amp_dtype
 
-__all__ = ["AutocastTrainer", "build_step_trainer"]
+__all__ = ["AutocastTrainer", "build_step_trainer", "step_trainer"]
 
 
 class AutocastTrainer(AMPTrainer):
@@ -69,7 +70,15 @@ def build_step_trainer(cfg: CfgNode, model: nn.Module, data_loader, optimizer) -
     Detectron2's AMPTrainer for float16 on CUDA, :class:`AutocastTrainer` otherwise (bfloat16
     on CUDA, any precision on the CPU)."""
     device_type = torch.device(cfg.MODEL.DEVICE).type
-    dtype = train_amp_dtype(cfg, device_type)
+    return step_trainer(model, data_loader, optimizer, device_type,
+                        train_amp_dtype(cfg, device_type))
+
+
+def step_trainer(
+    model: nn.Module, data_loader, optimizer, device_type: str, dtype: Optional[torch.dtype]
+) -> SimpleTrainer:
+    """The step trainer for autocast to ``dtype`` (None: off) on ``device_type``: see
+    :func:`build_step_trainer`."""
     if dtype is None:
         return SimpleTrainer(model, data_loader, optimizer)
     if device_type == "cuda" and dtype == torch.float16:

@@ -33,7 +33,7 @@ from .amp import build_step_trainer
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model
 
-__all__ = ["SOLOTrainer", "get_solo_cfg"]
+__all__ = ["SOLOTrainer", "get_solo_cfg", "metric_writers"]
 
 
 def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
@@ -46,6 +46,18 @@ def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
     cfg.freeze()
     register_cfg_datasets(cfg)
     return cfg
+
+
+def metric_writers(output_dir: str, max_iter: int, window: int) -> list:
+    """Detectron2's default writers (console, metrics.json, TensorBoard); smoothed values are
+    medians over the last ``window`` iterations (Detectron2: 20), so with 1 every value is
+    written."""
+    PathManager.mkdirs(output_dir)
+    return [
+        CommonMetricPrinter(max_iter, window_size=window),
+        JSONWriter(os.path.join(output_dir, "metrics.json"), window_size=window),
+        TensorboardXWriter(output_dir, window_size=window),
+    ]
 
 
 class SOLOTrainer(DefaultTrainer):
@@ -87,15 +99,8 @@ class SOLOTrainer(DefaultTrainer):
         return ret
 
     def build_writers(self):
-        """Detectron2's default writers; smoothed values are medians over the last
-        ``SOLVER.LOG_PERIOD`` iterations (Detectron2: 20), so with 1 every value is written."""
-        window = self.cfg.SOLVER.LOG_PERIOD
-        PathManager.mkdirs(self.cfg.OUTPUT_DIR)
-        return [
-            CommonMetricPrinter(self.max_iter, window_size=window),
-            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=window),
-            TensorboardXWriter(self.cfg.OUTPUT_DIR, window_size=window),
-        ]
+        """:func:`metric_writers` every ``SOLVER.LOG_PERIOD`` iterations."""
+        return metric_writers(self.cfg.OUTPUT_DIR, self.max_iter, self.cfg.SOLVER.LOG_PERIOD)
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder=None):

@@ -18,6 +18,7 @@ __all__ = [
     "AMP_DTYPES",
     "amp_dtype",
     "train_amp_dtype",
+    "resolve_train_amp",
     "fp32_region",
     "fp32_ops",
     "to_fp32",
@@ -44,18 +45,23 @@ def amp_dtype(name: str, key: str) -> Optional[torch.dtype]:
 
 
 def train_amp_dtype(cfg, device_type: str) -> Optional[torch.dtype]:
-    """Training's autocast dtype: None unless SOLVER.AMP.ENABLED; SOLVER.AMP.PRECISION "auto"
-    is float16 on CUDA (Detectron2's AMPTrainer default) and bfloat16 elsewhere (CPUs have
-    bf16 arithmetic, fp16 only as a storage type)."""
-    if not cfg.SOLVER.AMP.ENABLED:
+    """Training's autocast dtype of a yaml config: SOLVER.AMP.ENABLED and
+    SOLVER.AMP.PRECISION through :func:`resolve_train_amp`."""
+    return resolve_train_amp(cfg.SOLVER.AMP.ENABLED, cfg.SOLVER.AMP.PRECISION, device_type,
+                             "SOLVER.AMP.PRECISION")
+
+
+def resolve_train_amp(enabled: bool, name: str, device_type: str, key: str) -> Optional[torch.dtype]:
+    """Training's autocast dtype: None unless ``enabled``; ``name`` "auto" is float16 on CUDA
+    (Detectron2's AMPTrainer default) and bfloat16 elsewhere (CPUs have bf16 arithmetic, fp16
+    only as a storage type). Other names than "auto" and AMP_DTYPES' are a ValueError naming
+    ``key``."""
+    if not enabled:
         return None
-    name = cfg.SOLVER.AMP.PRECISION
     if name == "auto":
         return torch.float16 if device_type == "cuda" else torch.bfloat16
     if name not in AMP_DTYPES:
-        raise ValueError(
-            f"SOLVER.AMP.PRECISION is {name!r}; expected 'auto' or one of {sorted(AMP_DTYPES)}"
-        )
+        raise ValueError(f"{key} is {name!r}; expected 'auto' or one of {sorted(AMP_DTYPES)}")
     return AMP_DTYPES[name]
 
 

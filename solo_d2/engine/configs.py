@@ -1,0 +1,191 @@
+"""Both kinds of config behind one set of functions: a yaml config (Detectron2's ``CfgNode``
+with the SOLO keys) or a LazyConfig (``.py``, an omegaconf ``DictConfig`` of ``model``,
+``dataloader``, ``optimizer``, ``lr_multiplier`` and ``train``, as Detectron2's
+``tools/lazyconfig_train_net.py`` reads them).
+
+``train_net.py``, ``demo.py``, the predictor, the export and benchmark tools take either
+through :func:`load_config` and read what they need with the functions here, so that each
+tool has one code path for both.
+"""
+import copy
+from typing import List, Sequence, Union
+
+import torch
+from detectron2.config import CfgNode, LazyConfig, instantiate
+from detectron2.data import transforms as T
+from detectron2.modeling import build_model
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch import nn
+
+from ..data.cfg_datasets import register_cfg_datasets, register_coco_datasets
+from ..data.transforms import build_solo_augmentation
+
+__all__ = [
+    "AnyConfig",
+    "LAZY_REGISTER_KEY",
+    "is_lazy",
+    "load_config",
+    "with_overrides",
+    "register_datasets",
+    "config_device",
+    "config_weights",
+    "set_config_weights",
+    "config_output_dir",
+    "build_solo_model",
+    "test_augmentations",
+    "input_format",
+    "dataset_names",
+    "trainer_class",
+]
+
+AnyConfig = Union[CfgNode, DictConfig]
+
+#: a LazyConfig's list of [name, json_file, image_root] registered before loading data
+LAZY_REGISTER_KEY = "dataloader.register_coco_instances"
+#: the top-level keys every solo_d2 LazyConfig has
+_LAZY_KEYS = ("model", "dataloader", "train")
+
+
+def is_lazy(cfg: AnyConfig) -> bool:
+    """Whether ``cfg`` is a LazyConfig (else a yaml CfgNode)."""
+    return isinstance(cfg, DictConfig)
+
+
+def _check_lazy_overrides(opts: Sequence[str]) -> None:
+    bad = [o for o in opts if "=" not in o]
+    if bad:
+        raise ValueError(
+            f"LazyConfig overrides are key=value (e.g. train.max_iter=100); got {bad}. "
+            "KEY VALUE pairs are for yaml configs"
+        )
+
+
+def with_overrides(cfg: AnyConfig, opts: Sequence[str]) -> AnyConfig:
+    """A copy of ``cfg`` with command-line overrides: ``KEY VALUE`` pairs for a yaml config,
+    ``key=value`` for a LazyConfig (Detectron2's ``LazyConfig.apply_overrides``)."""
+    opts = list(opts)
+    if is_lazy(cfg):
+        _check_lazy_overrides(opts)
+        return LazyConfig.apply_overrides(copy.deepcopy(cfg), opts)
+    out = cfg.clone()
+    out.defrost()
+    out.merge_from_list(opts)
+    out.freeze()
+    return out
+
+
+def load_config(config_file: str, opts: Sequence[str] = ()) -> AnyConfig:
+    """The config in ``config_file`` with ``opts`` applied, its declared datasets registered:
+    a ``.py`` file is a LazyConfig, anything else a yaml config
+    (:func:`~solo_d2.engine.get_solo_cfg`, frozen)."""
+    if not config_file.endswith(".py"):
+        from .trainer import get_solo_cfg
+
+        return get_solo_cfg(config_file, opts)
+    _check_lazy_overrides(opts)
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(config_file), list(opts))
+    missing = [k for k in _LAZY_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(
+            f"{config_file} defines no {missing}: a solo_d2 LazyConfig defines model, "
+            "dataloader, train (and optimizer, lr_multiplier to train), as configs/*.py do"
+        )
+    register_datasets(cfg)
+    return cfg
+
+
+def register_datasets(cfg: AnyConfig) -> None:
+    """Register the COCO json files the config declares (yaml
+    DATASETS.REGISTER_COCO_INSTANCES, LazyConfig ``dataloader.register_coco_instances``)."""
+    if not is_lazy(cfg):
+        register_cfg_datasets(cfg)
+        return
+    entries = OmegaConf.select(cfg, LAZY_REGISTER_KEY, default=None)
+    if entries is None:
+        return
+    if isinstance(entries, (DictConfig, ListConfig)):
+        entries = OmegaConf.to_container(entries, resolve=True)
+    register_coco_datasets(entries, LAZY_REGISTER_KEY)
+
+
+def config_device(cfg: AnyConfig) -> str:
+    """MODEL.DEVICE / ``train.device``."""
+    return cfg.train.device if is_lazy(cfg) else cfg.MODEL.DEVICE
+
+
+def config_weights(cfg: AnyConfig) -> str:
+    """The weights to load: MODEL.WEIGHTS / ``train.init_checkpoint``."""
+    return cfg.train.init_checkpoint if is_lazy(cfg) else cfg.MODEL.WEIGHTS
+
+
+def set_config_weights(cfg: AnyConfig, weights: str) -> AnyConfig:
+    """A copy of ``cfg`` whose weights (:func:`config_weights`) are ``weights``."""
+    if is_lazy(cfg):
+        out = copy.deepcopy(cfg)
+        out.train.init_checkpoint = weights
+        return out
+    out = cfg.clone()
+    out.defrost()
+    out.MODEL.WEIGHTS = weights
+    out.freeze()
+    return out
+
+
+def config_output_dir(cfg: AnyConfig) -> str:
+    """OUTPUT_DIR / ``train.output_dir``."""
+    return cfg.train.output_dir if is_lazy(cfg) else cfg.OUTPUT_DIR
+
+
+def build_solo_model(cfg: AnyConfig, device: str = "") -> nn.Module:
+    """The config's model, on ``device`` (default: the config's), weights not loaded: Detectron2's
+    ``build_model`` for a yaml config, ``instantiate(cfg.model)`` for a LazyConfig."""
+    device = device or config_device(cfg)
+    if not is_lazy(cfg):
+        if device != cfg.MODEL.DEVICE:
+            cfg = cfg.clone()
+            cfg.defrost()
+            cfg.MODEL.DEVICE = device
+        return build_model(cfg)
+    model = instantiate(cfg.model)
+    return model.to(torch.device(device))
+
+
+def test_augmentations(cfg: AnyConfig) -> List[T.Augmentation]:
+    """The test loader's augmentations (its resize): what a predictor applies to an image."""
+    if not is_lazy(cfg):
+        return build_solo_augmentation(cfg, is_train=False)
+    return list(instantiate(cfg.dataloader.test.mapper.augmentations))
+
+
+def input_format(cfg: AnyConfig) -> str:
+    """The channel order the model reads, "RGB" or "BGR": INPUT.FORMAT / the test mapper's
+    ``image_format``."""
+    fmt = cfg.dataloader.test.mapper.image_format if is_lazy(cfg) else cfg.INPUT.FORMAT
+    if fmt not in ("RGB", "BGR"):
+        raise ValueError(f"the input format must be 'RGB' or 'BGR', got {fmt!r}")
+    return fmt
+
+
+def dataset_names(cfg: AnyConfig, split: str) -> List[str]:
+    """The datasets of ``split`` ("train" or "test"): DATASETS.TRAIN / TEST, or a
+    LazyConfig's ``dataloader.<split>.dataset.names`` (one name or a list)."""
+    if not is_lazy(cfg):
+        return list(cfg.DATASETS.TRAIN if split == "train" else cfg.DATASETS.TEST)
+    names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None)
+    if names is None:
+        return []
+    return [names] if isinstance(names, str) else list(names)
+
+
+def trainer_class(cfg: AnyConfig) -> type:
+    """:class:`~solo_d2.engine.SOLOTrainer` for a yaml config,
+    :class:`~solo_d2.engine.LazySOLOTrainer` for a LazyConfig: both have Detectron2's
+    DefaultTrainer interface (``Trainer(cfg)``, ``resume_or_load``, ``train``, and the
+    class methods ``build_model(cfg)`` and ``test(cfg, model)``)."""
+    if is_lazy(cfg):
+        from .lazy_trainer import LazySOLOTrainer
+
+        return LazySOLOTrainer
+    from .trainer import SOLOTrainer
+
+    return SOLOTrainer

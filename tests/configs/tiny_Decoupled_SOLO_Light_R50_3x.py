@@ -1,0 +1,6 @@
+"""Decoupled_SOLO_Light_R50_3x.py shrunk to test size (tiny.py)."""
+from solo_d2.model_zoo import get_config
+
+from .tiny import shrink
+
+model, dataloader, optimizer, lr_multiplier, train = shrink(get_config("Decoupled_SOLO_Light_R50_3x.py"))
