@@ -36,7 +36,9 @@ dataloader.train.mapper.augmentations = [
     L(T.ResizeShortestEdge)(short_edge_length=(192,), max_size=192, sample_style="choice"),
     L(T.RandomFlip)(horizontal=True),
 ]
-dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=192, max_size=192)]
+dataloader.test.mapper.augmentations = [
+    L(T.ResizeShortestEdge)(short_edge_length=192, max_size=192, sample_style="choice")
+]
 dataloader.train.total_batch_size = 4
 dataloader.train.num_workers = 1
 dataloader.test.num_workers = 1

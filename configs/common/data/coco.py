@@ -51,8 +51,12 @@ dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_detection_dataset_dicts)(names="coco_2017_val", filter_empty=False),
     mapper=L(SOLODatasetMapper)(
         is_train=False,
-        augmentations=[L(CV2ResizeShortestEdge)(short_edge_length=800, max_size=1333)],
+        augmentations=[
+            L(CV2ResizeShortestEdge)(short_edge_length=800, max_size=1333, sample_style="choice")
+        ],
         image_format="${...train.mapper.image_format}",
+        use_instance_mask=True,  # unused at test time (no annotations), as the yaml mapper
+        instance_mask_format="${...train.mapper.instance_mask_format}",
     ),
     num_workers=2,
 )
