@@ -41,7 +41,8 @@ from .trainer import metric_writers
 
 __all__ = ["LazySOLOTrainer", "model_num_classes"]
 
-logger = logging.getLogger(__name__)
+# Detectron2's own name: default_setup writes its messages to <output_dir>/log.txt
+logger = logging.getLogger("detectron2")
 
 
 def _resolved(cfg: DictConfig) -> DictConfig:
@@ -90,6 +91,8 @@ class LazySOLOTrainer(TrainerBase):
         amp = t.get("amp", {})
         dtype = resolve_train_amp(amp.get("enabled", False), amp.get("precision", "auto"),
                                   device_type, "train.amp.precision")
+        if dtype is not None:
+            logger.info(f"Training under {dtype} autocast on {device_type} (train.amp)")
         self._trainer = step_trainer(model, data_loader, optimizer, device_type, dtype)
         self.checkpointer = SOLOCheckpointer(model, t.output_dir, trainer=weakref.proxy(self))
         self.start_iter = 0
@@ -102,7 +105,7 @@ class LazySOLOTrainer(TrainerBase):
     def build_model(cls, cfg: DictConfig) -> nn.Module:
         """``instantiate(cfg.model)`` on ``train.device``."""
         model = build_solo_model(cfg)
-        logging.getLogger(__name__).info(f"Model:\n{model}")
+        logger.info(f"Model:\n{model}")
         return model
 
     @classmethod
