@@ -9,12 +9,16 @@ r"""Run a SOLO-family model on images and save the predictions drawn on them.
 
     python demo.py --config-file CFG --onnx export/model.onnx --input img1.png --output vis/
 
+    python demo.py --config-file configs/quick_schedules/SOLO_R18_shapes.py --input img1.png \
+        --output vis/ train.init_checkpoint=output/quick_schedules/SOLO_R18_shapes/model_final.pth
+
 Writes <output>/<input name>.png for every input: the image with the instance masks, class
 names and scores of the predictions whose score is at least --confidence-threshold (a video
 becomes <output>/<video name>.mp4). An input that cannot be read is reported with its path and
 skipped; the exit status is then 1. Class names are those the checkpoint carries (converted
-mmdet checkpoints), else those of DATASETS.TEST[0]. Without MODEL.WEIGHTS the model is
-untrained, and the demo says so. With --onnx the graph written by tools/export_model.py runs
+mmdet checkpoints), else those of the first test dataset. Without weights (MODEL.WEIGHTS, or a
+LazyConfig's train.init_checkpoint) the model is untrained, and the demo says so. A LazyConfig
+(.py) takes key=value options instead of KEY VALUE pairs. With --onnx the graph written by tools/export_model.py runs
 in ONNX Runtime on the CPU instead of the PyTorch model (MODEL.WEIGHTS is then not read; the
 config gives the test resize and INPUT.FORMAT, the graph's metadata the class names).
 """
@@ -28,7 +32,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.utils.logger import setup_logger
@@ -36,22 +39,24 @@ from detectron2.utils.video_visualizer import VideoVisualizer
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 import solo_d2  # noqa: F401  registers the SOLO meta-architecture, heads and datasets
-from solo_d2 import SOLOPredictor, get_solo_cfg
+from solo_d2 import SOLOPredictor
 from solo_d2.cli import readable_file, tool_parser
 from solo_d2.data import ImageReadError, read_image
+from solo_d2.engine import load_config
+from solo_d2.engine.configs import AnyConfig, config_weights, dataset_names
 
 logger = logging.getLogger("solo_d2.demo")
 
 
-def setup_cfg(args: argparse.Namespace) -> CfgNode:
-    """Config from --config-file and the trailing options, frozen."""
-    return get_solo_cfg(args.config_file, args.opts)
+def setup_cfg(args: argparse.Namespace) -> AnyConfig:
+    """Config from --config-file (yaml or LazyConfig .py) and the trailing options."""
+    return load_config(args.config_file, args.opts)
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = tool_parser(__doc__)
     parser.add_argument("--config-file", required=True, metavar="FILE", type=readable_file,
-                        help="path to a config yaml")
+                        help="path to a config: yaml, or a LazyConfig .py")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--input",
@@ -78,7 +83,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--opts",
         default=[],
         nargs=argparse.REMAINDER,
-        help="config options as KEY VALUE pairs, e.g. MODEL.WEIGHTS model_final.pth",
+        help="config options as KEY VALUE pairs, e.g. MODEL.WEIGHTS model_final.pth (a "
+        "LazyConfig: key=value, e.g. train.init_checkpoint=model_final.pth)",
     )
     parser.add_argument(
         "trailing_opts",
@@ -132,12 +138,13 @@ def visualize(
     return vis.draw_instance_predictions(instances).get_image(), len(instances)
 
 
-def demo_metadata(cfg: CfgNode, predictor: SOLOPredictor) -> Metadata:
+def demo_metadata(cfg: AnyConfig, predictor: SOLOPredictor) -> Metadata:
     """Class names for drawing: those the checkpoint carries (a converted mmdet checkpoint),
-    else those of ``cfg.DATASETS.TEST[0]``."""
+    else those of the config's first test dataset."""
     if predictor.thing_classes is not None:
         return Metadata(name="solo_d2_demo_checkpoint", thing_classes=predictor.thing_classes)
-    return MetadataCatalog.get(cfg.DATASETS.TEST[0] if len(cfg.DATASETS.TEST) else "__unused")
+    tests = dataset_names(cfg, "test")
+    return MetadataCatalog.get(tests[0] if tests else "__unused")
 
 
 def run_images(args, predictor: SOLOPredictor, metadata) -> int:
@@ -200,18 +207,18 @@ def run_video(args, predictor: SOLOPredictor, metadata) -> int:
     return 0
 
 
-def build_predictor(args: argparse.Namespace, cfg: CfgNode):
+def build_predictor(args: argparse.Namespace, cfg: AnyConfig):
     """SOLOPredictor, or with --onnx an ONNXPredictor: ``predictor(bgr) -> {"instances"}``
-    and ``thing_classes`` either way. Both read BGR and convert to cfg.INPUT.FORMAT."""
+    and ``thing_classes`` either way. Both read BGR and convert to the config's input format."""
     if args.onnx is not None:
         from solo_d2.export import ONNXPredictor
 
         return ONNXPredictor(args.onnx, cfg)
-    if not cfg.MODEL.WEIGHTS:
+    if not config_weights(cfg):
         logger.warning(
-            "MODEL.WEIGHTS is empty: this model is UNTRAINED (random weights) and its "
-            "predictions mean nothing. Give a trained checkpoint: MODEL.WEIGHTS "
-            "output/.../model_final.pth"
+            "MODEL.WEIGHTS is empty (train.init_checkpoint of a LazyConfig): this model is "
+            "UNTRAINED (random weights) and its predictions mean nothing. Give a trained "
+            "checkpoint: MODEL.WEIGHTS output/.../model_final.pth"
         )
     return SOLOPredictor(cfg)
 

@@ -3,6 +3,8 @@ r"""Export a SOLO-family model to ONNX, post-processing included (README "Deploy
 
     python tools/export_model.py --config-file configs/SOLOv2_R50_1x.yaml --output export/ \
         [--sample-image img.jpg] [--opset 17] MODEL.WEIGHTS solov2_r50_1x.pth
+    python tools/export_model.py --config-file configs/SOLOv2_R50_1x.py --output export/ \
+        train.init_checkpoint=solov2_r50_1x.pth
 
 Writes <output>/model.onnx: one (3, H, W) image in (uint8, INPUT.FORMAT channel order, resized
 as the test loader resizes, not normalised), any H and W; out: masks (K, H, W) bool, scores
@@ -26,13 +28,14 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = tool_parser(__doc__)
     p.add_argument("--config-file", required=True, metavar="FILE", type=readable_file,
-                   help="path to a config yaml")
+                   help="path to a config: yaml, or a LazyConfig .py")
     p.add_argument("--output", required=True, help="folder for model.onnx (created if missing)")
     p.add_argument("--sample-image", metavar="FILE", type=readable_file,
                    help="an image to trace with and to check the exported graph on")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 14)")
     p.add_argument("opts", default=[], nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                   help="config options, e.g. MODEL.WEIGHTS model_final.pth")
+                   help="config options, e.g. MODEL.WEIGHTS model_final.pth (a LazyConfig: "
+                   "key=value, e.g. train.init_checkpoint=model_final.pth)")
     return p
 
 
@@ -40,11 +43,11 @@ def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     from detectron2.utils.logger import setup_logger
 
-    from solo_d2 import get_solo_cfg
+    from solo_d2.engine import load_config
     from solo_d2.export import check_against_pytorch, export_from_config
 
     setup_logger(name="solo_d2")
-    cfg = get_solo_cfg(args.config_file, args.opts)
+    cfg = load_config(args.config_file, args.opts)
     try:
         path = export_from_config(cfg, args.output, args.sample_image, opset=args.opset)
     except ValueError as e:

@@ -17,6 +17,7 @@ __all__ = [
     "CV2ResizeShortestEdge",
     "apply_resize_backend",
     "build_solo_augmentation",
+    "augment_image",
 ]
 
 
@@ -72,3 +73,11 @@ def apply_resize_backend(augs: List[T.Augmentation], backend: str) -> List[T.Aug
 def build_solo_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     """Detectron2's default augmentation, with the resize backend chosen by INPUT.RESIZE_BACKEND."""
     return apply_resize_backend(build_augmentation(cfg, is_train), cfg.INPUT.RESIZE_BACKEND)
+
+
+def augment_image(aug: T.Augmentation, image: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, C) through ``aug`` (one augmentation or an AugmentationList), as a
+    mapper applies it: the predictors' and the export's test-time preprocessing."""
+    aug_input = T.AugInput(np.ascontiguousarray(image))
+    aug(aug_input)
+    return aug_input.image

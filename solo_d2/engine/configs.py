@@ -33,6 +33,7 @@ __all__ = [
     "config_output_dir",
     "build_solo_model",
     "test_augmentations",
+    "test_augmentation",
     "input_format",
     "dataset_names",
     "trainer_class",
@@ -155,6 +156,13 @@ def test_augmentations(cfg: AnyConfig) -> List[T.Augmentation]:
     if not is_lazy(cfg):
         return build_solo_augmentation(cfg, is_train=False)
     return list(instantiate(cfg.dataloader.test.mapper.augmentations))
+
+
+def test_augmentation(cfg: AnyConfig) -> T.Augmentation:
+    """:func:`test_augmentations` as one augmentation: the resize alone when it is the only
+    one (its ``get_transform`` then works), else an AugmentationList."""
+    augs = test_augmentations(cfg)
+    return augs[0] if len(augs) == 1 else T.AugmentationList(augs)
 
 
 def input_format(cfg: AnyConfig) -> str:

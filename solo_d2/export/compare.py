@@ -95,21 +95,19 @@ def compare_outputs(
 
 
 def check_against_pytorch(cfg, onnx_path: str, image_path: str) -> ParityReport:
-    """The model of ``cfg`` (weights from MODEL.WEIGHTS) in PyTorch vs the graph at
+    """The model of ``cfg`` (a yaml config or a LazyConfig; weights from MODEL.WEIGHTS /
+    ``train.init_checkpoint``) in PyTorch vs the graph at
     ``onnx_path`` in ONNX Runtime, on ``image_path`` resized as the test loader resizes it."""
-    from detectron2.modeling import build_model
-
     from ..checkpoint.checkpointer import SOLOCheckpointer
     from ..data.image_io import read_image
+    from ..data.transforms import augment_image
+    from ..engine.configs import build_solo_model, config_weights, input_format
     from .onnx_predictor import ONNXPredictor
 
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.DEVICE = "cpu"
-    model = build_model(cfg).eval()
-    SOLOCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    model = build_solo_model(cfg, device="cpu").eval()
+    SOLOCheckpointer(model).load(config_weights(cfg))
     runner = ONNXPredictor(onnx_path, cfg)
-    image = read_image(image_path, format=cfg.INPUT.FORMAT)
-    image = runner.aug.get_transform(image).apply_image(image)
+    image = read_image(image_path, format=input_format(cfg))
+    image = augment_image(runner.aug, image)
     chw = np.ascontiguousarray(image.transpose(2, 0, 1))
     return compare_outputs(pytorch_outputs(model, torch.as_tensor(chw)), runner.run(chw))

@@ -108,39 +108,40 @@ def export_from_config(
     *,
     opset: int = DEFAULT_OPSET,
 ) -> str:
-    """``tools/export_model.py`` as a function: build the model of ``cfg`` on the CPU, load
-    ``cfg.MODEL.WEIGHTS`` (safely, as :class:`~solo_d2.engine.SOLOPredictor` does) and write
+    """``tools/export_model.py`` as a function: build the model of ``cfg`` (a yaml config or
+    a LazyConfig) on the CPU, load its weights (MODEL.WEIGHTS / ``train.init_checkpoint``,
+    safely, as :class:`~solo_d2.engine.SOLOPredictor` does) and write
     ``output_dir/model.onnx``; returns its path.
 
     ``sample_image``: an image file to trace with, resized as the test loader resizes it
-    (default: a blank image of INPUT.MIN_SIZE_TEST squared; the graph does not depend on it).
+    (default: a blank square image at the test size; the graph does not depend on it).
     """
-    from detectron2.modeling import build_model
+    import numpy as np
 
     from ..checkpoint.checkpointer import SOLOCheckpointer
     from ..data.image_io import read_image
-    from ..data.transforms import build_solo_augmentation
+    from ..data.transforms import augment_image
+    from ..engine.configs import build_solo_model, config_weights, input_format, test_augmentation
 
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.DEVICE = "cpu"  # the graph does not depend on the device it is traced on
-    model = build_model(cfg).eval()
-    if not cfg.MODEL.WEIGHTS:
-        logger.warning("MODEL.WEIGHTS is empty: exporting an UNTRAINED model (random weights)")
-    extra = SOLOCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    # the graph does not depend on the device it is traced on
+    model = build_solo_model(cfg, device="cpu").eval()
+    weights = config_weights(cfg)
+    if not weights:
+        logger.warning("no weights (MODEL.WEIGHTS / train.init_checkpoint empty): exporting an "
+                       "UNTRAINED model (random weights)")
+    extra = SOLOCheckpointer(model).load(weights)
+    fmt = input_format(cfg)
     if sample_image is not None:
-        image = read_image(sample_image, format=cfg.INPUT.FORMAT)
-        (aug,) = build_solo_augmentation(cfg, is_train=False)
-        image = aug.get_transform(image).apply_image(image)
-        sample = torch.as_tensor(image.transpose(2, 0, 1).copy())
+        image = read_image(sample_image, format=fmt)
     else:
-        size = cfg.INPUT.MIN_SIZE_TEST
-        sample = torch.zeros((3, size, size), dtype=torch.uint8)
+        image = np.zeros((640, 640, 3), dtype=np.uint8)
+    image = augment_image(test_augmentation(cfg), image)
+    sample = torch.as_tensor(image.transpose(2, 0, 1).copy())
     return export_onnx(
         model,
         os.path.join(output_dir, "model.onnx"),
         sample,
         opset=opset,
         thing_classes=extra.get("thing_classes"),
-        input_format=cfg.INPUT.FORMAT,
+        input_format=fmt,
     )

@@ -1,7 +1,8 @@
 """``ONNXPredictor``: an exported SOLO graph run by ONNX Runtime, used as ``SOLOPredictor`` is.
 
 The image is resized as the test loader resizes it (``INPUT.MIN_SIZE_TEST``,
-``INPUT.MAX_SIZE_TEST``, ``INPUT.RESIZE_BACKEND``); the graph returns masks at that size, and
+``INPUT.MAX_SIZE_TEST``, ``INPUT.RESIZE_BACKEND``, or a LazyConfig's test mapper's
+augmentations); the graph returns masks at that size, and
 they are resized back to the original image bilinearly (as 0/1 maps, thresholded at 0.5).
 PyTorch resizes the mask probabilities instead, so masks at the original size can differ
 from ``SOLOPredictor``'s along their borders; at the graph's own input size they are the same.
@@ -11,10 +12,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from detectron2.config import CfgNode
 from detectron2.structures import Boxes, Instances
 
-from ..data.transforms import build_solo_augmentation
+from ..data.transforms import augment_image
+from ..engine.configs import AnyConfig, input_format, test_augmentation
 from ..modeling.postprocess import mask_boxes, resize_maps
 
 __all__ = ["ONNXPredictor"]
@@ -34,7 +35,7 @@ class ONNXPredictor:
     def __init__(
         self,
         onnx_path: str,
-        cfg: CfgNode,
+        cfg: AnyConfig,
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ):
         import onnxruntime as ort
@@ -51,10 +52,8 @@ class ONNXPredictor:
             )
         self.input_name = image_input.name
         self.input_dtype = _NUMPY_TYPES[image_input.type]
-        (self.aug,) = build_solo_augmentation(cfg, is_train=False)  # the test resize alone
-        self.input_format = cfg.INPUT.FORMAT
-        if self.input_format not in ("RGB", "BGR"):
-            raise ValueError(f"INPUT.FORMAT must be 'RGB' or 'BGR', got {self.input_format!r}")
+        self.aug = test_augmentation(cfg)  # the test resize
+        self.input_format = input_format(cfg)
 
     def run(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         """The graph on one (C, H, W) image at its input size: masks (K, H, W) bool, scores
@@ -67,7 +66,7 @@ class ONNXPredictor:
         if self.input_format == "RGB":
             original_image = original_image[:, :, ::-1]
         height, width = original_image.shape[:2]
-        image = self.aug.get_transform(original_image).apply_image(original_image)
+        image = augment_image(self.aug, original_image)
         out = self.run(np.ascontiguousarray(image.transpose(2, 0, 1)))
         masks = torch.from_numpy(out["masks"])
         boxes = torch.from_numpy(out["boxes"])
