@@ -4,6 +4,12 @@
     python tools/benchmark.py --config-file configs/SOLO_R50_1x.yaml MODEL.WEIGHTS ""
     python tools/benchmark.py --config-file configs/SOLO_R50_1x.yaml --vs-mmdet \
         --num-iters 5 --warmup 3 --json-out out/bench.json MODEL.WEIGHTS ""
+    python tools/benchmark.py --config-file configs/SOLOv2_ViTDet_B_LSJ.py --skip infer,memory \
+        --size 1024 1024 train.init_checkpoint=""
+
+A LazyConfig (.py) takes key=value overrides (also in --vs-opts); --vs-mmdet takes yaml
+configs (a LazyConfig builds the same model as its yaml twin). docs/LAZYCONFIG.md measures the
+ViT and RegNet recipes' training step beside R50's with it.
 
 Measures, on one synthetic image of ``--size H W`` (default 800 1333, i.e. already at test
 scale; the model pads it to its size divisibility):
@@ -36,10 +42,11 @@ import logging
 import os
 import shlex
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from detectron2.config import CfgNode, get_cfg
+from omegaconf import DictConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -63,6 +70,7 @@ from solo_d2.benchmark.models import (  # noqa: E402
 )
 from solo_d2.benchmark.report import cpu_flags_text, log, machine_info  # noqa: E402
 from solo_d2.benchmark.steps import pad_hw  # noqa: E402
+from solo_d2.engine.configs import config_weights  # noqa: E402
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -110,11 +118,17 @@ def amp_name(value: str) -> str:
     return names[value]
 
 
-def setup_cfg(args: argparse.Namespace) -> CfgNode:
-    """The model's config: --config-file, then the overrides; no datasets."""
+def setup_cfg(args: argparse.Namespace) -> Union[CfgNode, DictConfig]:
+    """The model's config: --config-file, then the overrides; no datasets. A LazyConfig
+    (.py) is loaded as it is, its ``train.device`` set to --device."""
 
     import solo_d2
+    from solo_d2.engine import load_config
 
+    if args.config_file.endswith(".py"):
+        cfg = load_config(args.config_file, args.opts)
+        cfg.train.device = args.device
+        return cfg
     cfg = get_cfg()
     solo_d2.add_solo_config(cfg)
     cfg.merge_from_file(args.config_file)
@@ -206,7 +220,7 @@ def run(args: argparse.Namespace, cfg: CfgNode, command: List[str]) -> Dict[str,
     if args.amp:
         text[0] += f"; amp = ours under {args.amp} autocast (ours: fp32)"
     regimes = (args.regimes.split(",") if args.regimes else
-               (["typical", "crowded"] if args.vs_mmdet or not cfg.MODEL.WEIGHTS else ["as-is"]))
+               (["typical", "crowded"] if args.vs_mmdet or not config_weights(cfg) else ["as-is"]))
     report["inference"] = {}
     if "infer" not in skip:
         candidates = {"typical": args.typical_candidates, "crowded": args.crowded_candidates}
@@ -215,7 +229,7 @@ def run(args: argparse.Namespace, cfg: CfgNode, command: List[str]) -> Dict[str,
         text += lines
     if "train" not in skip:
         log("training")
-        gt = make_gt(h, w, num_classes=cfg.MODEL.SOLO.NUM_CLASSES, seed=args.seed)
+        gt = make_gt(h, w, num_classes=models["ours"].num_classes, seed=args.seed)
         report["training"], lines = measure_training(
             models, img, gt, args.train_warmup, args.train_iters, device, args.amp)
         text += lines

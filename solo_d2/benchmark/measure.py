@@ -10,6 +10,8 @@ import torch
 from detectron2.config import CfgNode
 from torch import nn
 
+from solo_d2.engine.configs import config_device
+
 from .calibration import adjust_masks, calibrate, count_candidates, shift_cls_bias
 from .compare import as_mmdet_like, compare_outputs, match_instances
 from .errors import BenchmarkError
@@ -197,14 +199,14 @@ def memory_phase(
     memory marks (:class:`.memory.PhasePeak`) with the side, phase and step count."""
     if phase not in ("infer", "train"):
         raise BenchmarkError(f"unknown memory phase {phase!r}; expected infer or train")
-    device = cfg.MODEL.DEVICE
+    device = config_device(cfg)
     h, w = size
     img = make_image(h, w, seed).to(device)
     model = build_side(cfg, side, mmdet_config, vs_opts, seed, amp)
     amp = side_amp(side, amp)
     peak = PhasePeak(device)
     if phase == "train":
-        gt = make_gt(h, w, num_classes=cfg.MODEL.SOLO.NUM_CLASSES, seed=seed)
+        gt = make_gt(h, w, num_classes=getattr(model, "num_classes", 80), seed=seed)
         opt = make_sgd(model)
         if side == "mmdet":
             step, inputs = mmdet_train_step, mmdet_train_inputs(img, gt, model, device)

@@ -1,5 +1,6 @@
-"""The models a benchmark compares: ours from a config, mmdet 3.3.0's reference from an mmdet
-config (random init), the two with identical weights, and "alt" (ours with overrides).
+"""The models a benchmark compares: ours from a config (yaml or LazyConfig), mmdet 3.3.0's
+reference from an mmdet config (random init; yaml configs only), the two with identical
+weights, and "alt" (ours with overrides).
 
 Which mmdet config a head is compared with comes from
 :data:`solo_d2.checkpoint.mmdet.MMDET_HEADS` (each head's ``reference_config``).
@@ -10,6 +11,15 @@ from typing import Optional, Tuple
 
 from detectron2.config import CfgNode
 from torch import nn
+
+from solo_d2.engine.configs import (
+    AnyConfig,
+    build_solo_model,
+    config_device,
+    config_weights,
+    is_lazy,
+    with_overrides,
+)
 
 from solo_d2.checkpoint.mmdet import (
     MMDET_HEADS,
@@ -39,8 +49,11 @@ __all__ = [
 SIDES = ("ours", "mmdet", "alt", "amp")
 
 
-def amp_cfg(cfg: CfgNode, amp: str) -> CfgNode:
-    """``cfg`` with MODEL.SOLO.TEST.AMP ``amp`` (a copy)."""
+def amp_cfg(cfg: AnyConfig, amp: str) -> AnyConfig:
+    """``cfg`` with MODEL.SOLO.TEST.AMP (a LazyConfig's ``model.inference_amp``) ``amp``
+    (a copy)."""
+    if is_lazy(cfg):
+        return alt_cfg(cfg, f"model.inference_amp={amp}")
     return alt_cfg(cfg, f"MODEL.SOLO.TEST.AMP {amp}")
 
 
@@ -49,23 +62,21 @@ def side_amp(side: str, amp: str) -> str:
     return amp if side == "amp" else ""
 
 
-def alt_cfg(cfg: CfgNode, vs_opts: str) -> CfgNode:
-    """``cfg`` with the overrides ``vs_opts`` ("KEY VALUE ..." in one string) applied (a copy)."""
-    alt = cfg.clone()
-    alt.defrost()
-    alt.merge_from_list(shlex.split(vs_opts))
-    alt.freeze()
-    return alt
+def alt_cfg(cfg: AnyConfig, vs_opts: str) -> AnyConfig:
+    """``cfg`` with the overrides ``vs_opts`` (in one string: "KEY VALUE ..." for a yaml
+    config, "key=value ..." for a LazyConfig) applied (a copy)."""
+    return with_overrides(cfg, shlex.split(vs_opts))
 
 
-def build_ours(cfg: CfgNode, load_weights: bool = True) -> nn.Module:
-    """solo_d2's model in eval mode, with ``cfg.MODEL.WEIGHTS`` loaded when set and asked for."""
+def build_ours(cfg: AnyConfig, load_weights: bool = True) -> nn.Module:
+    """solo_d2's model in eval mode, with the config's weights (MODEL.WEIGHTS /
+    ``train.init_checkpoint``) loaded when set and asked for."""
     from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
 
-    model = build_model(cfg)
-    if load_weights and cfg.MODEL.WEIGHTS:
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    model = build_solo_model(cfg)
+    weights = config_weights(cfg)
+    if load_weights and weights:
+        DetectionCheckpointer(model).load(weights)
     model.eval()
     return model
 
@@ -79,9 +90,16 @@ def mmdet_harness() -> types.ModuleType:
     return mmdet_reference
 
 
+def _yaml_only(cfg: AnyConfig) -> None:
+    if is_lazy(cfg):
+        raise BenchmarkError("--vs-mmdet compares with a yaml config; a LazyConfig builds the "
+                             "same model as its yaml twin (configs/<name>.yaml)")
+
+
 def mmdet_config_path(cfg: CfgNode, explicit: Optional[str]) -> str:
     """``explicit``, else the mmdet reference config of ``cfg.MODEL.SOLO.HEAD_NAME``
     (MMDET_HEADS, in the installed mmdet's ``.mim/configs``)."""
+    _yaml_only(cfg)
     if explicit:
         return explicit
     head = cfg.MODEL.SOLO.HEAD_NAME
@@ -96,12 +114,13 @@ def mmdet_config_path(cfg: CfgNode, explicit: Optional[str]) -> str:
 def build_mmdet(cfg: CfgNode, mmdet_config: str, seed: int = 0) -> Tuple[nn.Module, dict]:
     """mmdet's model (random init, no pretrained download, ``cfg``'s class count) on
     ``cfg.MODEL.DEVICE``, and its mmdet config dict."""
+    _yaml_only(cfg)
     harness = mmdet_harness()
     mm_cfg = load_mmdet_config_file(mmdet_config)
     mm_cfg["model"]["backbone"]["init_cfg"] = None
     mm_cfg["model"]["mask_head"]["num_classes"] = cfg.MODEL.SOLO.NUM_CLASSES
     model = harness.build_mmdet_model(mm_cfg, seed=seed)
-    return model.to(cfg.MODEL.DEVICE), mm_cfg
+    return model.to(config_device(cfg)), mm_cfg
 
 
 def build_pair(cfg: CfgNode, mmdet_config: str, seed: int = 0) -> Tuple[nn.Module, nn.Module]:
