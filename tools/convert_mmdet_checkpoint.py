@@ -3,10 +3,14 @@ r"""Convert an mmdetection (2.x or 3.x) SOLO / Decoupled SOLO / SOLOv2 checkpoin
 
     python tools/convert_mmdet_checkpoint.py solo_r50_fpn_1x_coco.pth solo_r50_1x.pth \
         --config-out solo_r50_1x.yaml [--mmdet-config solo_r50_fpn_1x_coco.py]
+    python tools/convert_mmdet_checkpoint.py solo_r50_fpn_1x_coco.pth solo_r50_1x.pth \
+        --config-out solo_r50_1x.py
 
 Writes DST (``{"model", "__author__", "matching_heuristics": False[, "thing_classes"]}``,
-loadable by DetectionCheckpointer with no missing or unexpected keys), the yaml that
-rebuilds the model (``get_cfg(); add_solo_config(cfg); cfg.merge_from_file(yaml)``) and, when
+loadable by DetectionCheckpointer with no missing or unexpected keys), the config that
+rebuilds the model, by the extension of --config-out: a yaml (``get_cfg();
+add_solo_config(cfg); cfg.merge_from_file(yaml)``) or a LazyConfig (.py; ``LazyConfig.load``,
+``train_net.py --config-file X.py``), and, when
 the checkpoint names its classes, ``DST-without-extension.classes.json``. The mmdet config is
 read from the checkpoint (meta["cfg"] / meta["config"]) or --mmdet-config, with python's
 ``ast`` only: nothing in it is executed. The checkpoint is read without running code it names
@@ -32,7 +36,8 @@ def main(argv=None) -> int:
     p = tool_parser(__doc__)
     p.add_argument("src", help="mmdet checkpoint (.pth)")
     p.add_argument("dst", help="output solo_d2 checkpoint (.pth)")
-    p.add_argument("--config-out", help="output Detectron2 yaml (None: DST with .yaml)")
+    p.add_argument("--config-out", help="output config: a Detectron2 yaml, or a LazyConfig "
+                   "when it ends with .py (None: DST with .yaml)")
     p.add_argument("--mmdet-config", help="mmdet .py config (None: the one in the checkpoint)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip building the model to check the converted keys and shapes")
@@ -56,7 +61,12 @@ def main(argv=None) -> int:
     except MMDetConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    for path in write_outputs(ckpt, cfg, args.dst, config_out):
+    try:
+        written = write_outputs(ckpt, cfg, args.dst, config_out)
+    except ValueError as e:  # a config a LazyConfig cannot express
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for path in written:
         print(f"wrote {path}")
     print(f"{cfg.MODEL.SOLO.HEAD_NAME}, R{cfg.MODEL.RESNETS.DEPTH}, "
           f"{cfg.MODEL.SOLO.NUM_CLASSES} classes{'' if classes else ' (no class names)'}, "

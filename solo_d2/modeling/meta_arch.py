@@ -24,7 +24,7 @@ from .postprocess import InferenceSettings
 from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
 from .targets import assign_targets
 
-__all__ = ["SOLO"]
+__all__ = ["SOLO", "solo_settings"]
 
 
 @META_ARCH_REGISTRY.register()
@@ -121,27 +121,11 @@ class SOLO(nn.Module):
         check_trainer_honours_config(cfg)
         # Datasets whose class names are known before loading; SOLOTrainer checks the rest.
         check_dataset_classes([*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], cfg.MODEL.SOLO.NUM_CLASSES)
-        c = cfg.MODEL.SOLO
-        backbone = build_backbone(cfg)
         return {
-            "backbone": backbone,
-            # built by __init__ for the backbone's outputs c.IN_FEATURES
+            "backbone": build_backbone(cfg),
+            # built by __init__ for the backbone's outputs MODEL.SOLO.IN_FEATURES
             "head": build_solo_head(cfg, None),
-            "head_in_features": c.IN_FEATURES,
-            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
-            "pixel_std": cfg.MODEL.PIXEL_STD,
-            "num_classes": c.NUM_CLASSES,
-            "strides": c.STRIDES,
-            "scale_ranges": c.SCALE_RANGES,
-            "pos_scale": c.POS_SCALE,
-            "drop_vanished_targets": c.DROP_VANISHED_TARGETS,
-            "dice_weight": c.LOSS.DICE_WEIGHT,
-            "focal_alpha": c.LOSS.FOCAL_ALPHA,
-            "focal_gamma": c.LOSS.FOCAL_GAMMA,
-            "focal_weight": c.LOSS.FOCAL_WEIGHT,
-            "inference_settings": InferenceSettings.from_config(cfg),
-            "inference_amp": amp_dtype(c.TEST.AMP, "MODEL.SOLO.TEST.AMP"),
-            "channels_last": uses_channels_last(cfg),
+            **solo_settings(cfg),
         }
 
     @property
@@ -258,6 +242,30 @@ class SOLO(nn.Module):
         exported ONNX graph: :func:`~solo_d2.modeling.inference.predict_image`."""
         return predict_image(self.head, cls_probs, mask_inputs, image, image_size, output_size,
                              strides=self.strides, settings=self.inference_settings)
+
+
+def solo_settings(cfg) -> Dict:
+    """The constructor's arguments other than the backbone and the head, from a yaml config's
+    ``MODEL.*`` keys (shared by :meth:`SOLO.from_config` and the yaml -> LazyConfig
+    translation, ``solo_d2.lazy``)."""
+    c = cfg.MODEL.SOLO
+    return {
+        "head_in_features": c.IN_FEATURES,
+        "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+        "pixel_std": cfg.MODEL.PIXEL_STD,
+        "num_classes": c.NUM_CLASSES,
+        "strides": c.STRIDES,
+        "scale_ranges": c.SCALE_RANGES,
+        "pos_scale": c.POS_SCALE,
+        "drop_vanished_targets": c.DROP_VANISHED_TARGETS,
+        "dice_weight": c.LOSS.DICE_WEIGHT,
+        "focal_alpha": c.LOSS.FOCAL_ALPHA,
+        "focal_gamma": c.LOSS.FOCAL_GAMMA,
+        "focal_weight": c.LOSS.FOCAL_WEIGHT,
+        "inference_settings": InferenceSettings.from_config(cfg),
+        "inference_amp": amp_dtype(c.TEST.AMP, "MODEL.SOLO.TEST.AMP"),
+        "channels_last": uses_channels_last(cfg),
+    }
 
 
 def _fit_head(head: SOLOHeadBase, level_shapes: List, names: Sequence[str]) -> None:

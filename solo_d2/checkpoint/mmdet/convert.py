@@ -138,13 +138,26 @@ def verify_loadable(cfg: "CfgNode", model_state: Dict[str, torch.Tensor]) -> Non
 def write_outputs(
     d2_ckpt: Dict[str, Any], cfg: "CfgNode", dst: str, config_out: Optional[str]
 ) -> List[str]:
-    """Save the checkpoint, the yaml and, when there are class names,
-    ``<dst without extension>.classes.json``."""
+    """Save the checkpoint, the config (a yaml, or for a ``.py`` ``config_out`` the
+    LazyConfig that builds the same model, :func:`solo_d2.lazy.yaml_to_lazy`) and, when there
+    are class names, ``<dst without extension>.classes.json``."""
     written = []
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     atomic_write(dst, lambda f: torch.save(d2_ckpt, f))
     written.append(dst)
-    if config_out:
+    if config_out and config_out.endswith(".py"):
+        from ...lazy import save_lazy_config, yaml_to_lazy
+
+        header = (
+            f"solo_d2 LazyConfig of the converted mmdet checkpoint {os.path.basename(dst)} "
+            f"({cfg.MODEL.SOLO.HEAD_NAME}, {cfg.MODEL.SOLO.NUM_CLASSES} classes), written by "
+            "tools/convert_mmdet_checkpoint.py.\n\n"
+            f"    python train_net.py --config-file {os.path.basename(config_out)} --eval-only\n"
+            "\nName your data with dataloader.register_coco_instances and "
+            "dataloader.{train,test}.dataset.names (docs/LAZYCONFIG.md)."
+        )
+        written.append(save_lazy_config(yaml_to_lazy(cfg), config_out, header))
+    elif config_out:
         with open(config_out, "w") as f:
             f.write(cfg.dump())
         written.append(config_out)
