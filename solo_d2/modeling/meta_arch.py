@@ -4,6 +4,7 @@ One model, two front doors: the constructor takes explicit arguments (a LazyConf
 ``L(SOLO)(...)``); :meth:`SOLO.from_config` translates a yaml config into them. Targets and
 losses live in ``targets.py`` and ``losses.py``, the inference path in ``inference.py``.
 """
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -25,6 +26,8 @@ from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels
 from .targets import assign_targets
 
 __all__ = ["SOLO", "solo_settings"]
+
+logger = logging.getLogger(__name__)
 
 
 @META_ARCH_REGISTRY.register()
@@ -70,8 +73,8 @@ class SOLO(nn.Module):
             num_classes: foreground classes (the head's too).
             scale_ranges: per level [lo, hi] of sqrt(box area) it is responsible for.
             strides: per level stride after SOLO's level resizing (mmdet's ``strides``);
-                None: from the backbone's strides (p2..p6: 8, 8, 16, 32, 32). Given ones must
-                agree with the backbone's.
+                None: from the backbone's strides (p2..p6: 8, 8, 16, 32, 32). Given ones that
+                differ from the backbone's are a warning naming the levels.
             pos_scale, drop_vanished_targets: target assignment (``targets.py``).
             dice_weight, focal_alpha, focal_gamma, focal_weight: the losses (MODEL.SOLO.LOSS).
             inference_settings: MODEL.SOLO.TEST's thresholds and Matrix NMS settings.
@@ -284,8 +287,11 @@ def _fit_head(head: SOLOHeadBase, level_shapes: List, names: Sequence[str]) -> N
 
 
 def _level_strides(strides: Optional[Sequence[int]], level_shapes, names) -> List[int]:
-    """``strides``, or the backbone's (after SOLO's level resizing); given ones that
-    disagree with the backbone's are an error naming the levels."""
+    """``strides``, or the backbone's (after SOLO's level resizing). Given ones that disagree
+    with the backbone's are kept with a warning naming the levels: mmdet takes them as set
+    (a config without them gets its defaults 4..64, which only its small-mask filter reads at
+    inference), and converted checkpoints must predict as there; training SOLO or Decoupled
+    SOLO then fails at the targets' size check."""
     derived = solo_level_strides(level_shapes)
     if strides is None:
         if derived is None:
@@ -294,7 +300,7 @@ def _level_strides(strides: Optional[Sequence[int]], level_shapes, names) -> Lis
         return derived
     strides = [int(s) for s in strides]
     if derived is not None and strides != derived:
-        raise ValueError(
+        logger.warning(
             f"strides (MODEL.SOLO.STRIDES) {strides} do not fit the levels read, "
             f"{describe_levels(level_shapes, names)}: SOLO halves the finest level and "
             f"resizes the coarsest to the one above, which gives {derived}"
