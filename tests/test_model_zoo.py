@@ -41,3 +41,27 @@ def test_readme_snippet_runs_from_another_folder(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "built cpu" in r.stdout or "built cuda" in r.stdout
+
+
+def test_lazy_config_by_name_from_another_folder(tmp_path):
+    """model_zoo.get_config("X.py") returns the LazyConfig, as Detectron2's does for its .py
+    configs, from any folder; its relative imports of common/ pieces resolve."""
+    script = (
+        "import torch, solo_d2\n"
+        "from detectron2.config import instantiate\n"
+        "from omegaconf import DictConfig\n"
+        "cfg = solo_d2.model_zoo.get_config('SOLOv2_R50_1x.py')\n"
+        "assert isinstance(cfg, DictConfig), type(cfg)\n"
+        "with torch.device('meta'):\n"
+        "    model = instantiate(cfg.model)\n"
+        "piece = solo_d2.model_zoo.get_config('common/models/solo.py')\n"
+        "names = solo_d2.model_zoo.list_configs()\n"
+        "print(type(model).__name__, type(model.head).__name__, cfg.train.max_iter,\n"
+        "      sorted(piece), 'SOLOv2_ViTDet_B_LSJ.py' in names,\n"
+        "      any(n.startswith('common') for n in names))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split("\n")[-2] == "SOLO SOLOV2Head 87960 ['model'] True False", r.stdout
