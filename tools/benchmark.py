@@ -215,6 +215,13 @@ def run(args: argparse.Namespace, cfg: CfgNode, command: List[str]) -> Dict[str,
             f"({report['machine']['cpu']}, {cpu_flags_text(report['machine'])}, "
             f"{args.threads} threads, load {report['machine']['loadavg']}), image {h}x{w}"]
     models = build_models(args, cfg, report)
+    ours = models["ours"]
+    report["params_m"] = round(sum(p.numel() for p in ours.parameters()) / 1e6, 2)
+    if hasattr(ours, "backbone"):  # the padded input the backbone sees (training pads more
+        ours.train()               # with SOLO(train_fixed_size))
+        with torch.no_grad():
+            report["padded_train"] = list(ours.preprocess_image([{"image": img}]).tensor.shape[-2:])
+        ours.eval()
     if args.vs_opts:
         text[0] += f"; alt = ours with {args.vs_opts}"
     if args.amp:

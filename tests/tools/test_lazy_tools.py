@@ -93,3 +93,16 @@ def test_benchmark_on_a_lazy_config(checkpoint):
     assert report["inference"]["as-is"]["times"]["ours"]["total"] > 0
     with pytest.raises(SystemExit, match="--vs-mmdet compares with a yaml config"):
         benchmark.main(["--config-file", CONFIG, "--vs-mmdet", "--skip", "memory", *opts])
+
+
+def test_benchmark_backbones_table(capsys):
+    import benchmark_backbones
+
+    tiny = [CONFIG, os.path.join(ROOT, "tests", "configs", "tiny_SOLOv2_R50_1x.py")]
+    results = benchmark_backbones.main(["--configs", *tiny, "--size", "64", "96",
+                                        "--train-iters", "1", "--train-warmup", "0"])
+    assert list(results) == tiny
+    for r in results.values():
+        assert r["padded"] == [64, 96] and r["params_m"] > 1 and r["times"]["total"] > 0
+    table = capsys.readouterr().out
+    assert "| tiny_SOLOv2_R50_1x.py |" in table and "| 1.00x |" in table
