@@ -7,16 +7,18 @@ from .config import add_solo_config
 from .modeling import SOLO, SOLO_HEAD_REGISTRY
 from . import data  # noqa: F401  registers the built-in datasets
 from . import model_zoo
-from .engine import SOLOPredictor, SOLOTrainer, get_solo_cfg, launch
+from .engine import LazySOLOTrainer, SOLOPredictor, SOLOTrainer, get_solo_cfg, launch, load_config
 
 __all__ = [
     "add_solo_config",
     "SOLO",
     "SOLO_HEAD_REGISTRY",
+    "LazySOLOTrainer",
     "SOLOPredictor",
     "SOLOTrainer",
     "get_solo_cfg",
     "launch",
+    "load_config",
     "model_zoo",
 ]
 __version__ = "0.1.0"

@@ -75,11 +75,25 @@ def with_overrides(cfg: AnyConfig, opts: Sequence[str]) -> AnyConfig:
     return out
 
 
+def _is_saved_lazy_config(path: str) -> bool:
+    """Whether a yaml file is a LazyConfig as ``LazyConfig.save`` writes it (the
+    ``config.yaml`` of a LazyConfig run: top-level ``model`` and ``train``, lower case)."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            top = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(top, dict) and "model" in top and "train" in top
+
+
 def load_config(config_file: str, opts: Sequence[str] = ()) -> AnyConfig:
     """The config in ``config_file`` with ``opts`` applied, its declared datasets registered:
-    a ``.py`` file is a LazyConfig, anything else a yaml config
+    a ``.py`` file, or a yaml file that ``LazyConfig.save`` wrote (a LazyConfig run's
+    ``config.yaml``), is a LazyConfig; any other file a yaml config
     (:func:`~solo_d2.engine.get_solo_cfg`, frozen)."""
-    if not config_file.endswith(".py"):
+    if not (config_file.endswith(".py") or _is_saved_lazy_config(config_file)):
         from .trainer import get_solo_cfg
 
         return get_solo_cfg(config_file, opts)

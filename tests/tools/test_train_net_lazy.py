@@ -76,7 +76,8 @@ def test_eval_only_reports_ap_and_resume_continues(toy, tmp_path):
     make_head_confident(model, cls_bias=0.0)
     confident = str(tmp_path / "confident.pth")
     torch.save({"model": model.state_dict()}, confident)
-    res = _run(["--config-file", _config("SOLO_R50_1x"), "--eval-only", *toy,
+    # the config the training run saved (yaml, as LazyConfig.save writes it) runs again
+    res = _run(["--config-file", os.path.join(out, "config.yaml"), "--eval-only",
                 f"train.output_dir={out}", f"train.init_checkpoint={confident}"])
     assert {"segm", "bbox"} <= set(res)
     for task in ("segm", "bbox"):
