@@ -70,7 +70,7 @@ from solo_d2.benchmark.models import (  # noqa: E402
 )
 from solo_d2.benchmark.report import cpu_flags_text, log, machine_info  # noqa: E402
 from solo_d2.benchmark.steps import pad_hw  # noqa: E402
-from solo_d2.engine.configs import config_weights  # noqa: E402
+from solo_d2.engine.configs import config_num_classes, config_weights  # noqa: E402
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace, cfg: CfgNode, command: List[str]) -> Dict[str,
         text += lines
     if "train" not in skip:
         log("training")
-        gt = make_gt(h, w, num_classes=models["ours"].num_classes, seed=args.seed)
+        gt = make_gt(h, w, num_classes=config_num_classes(cfg), seed=args.seed)
         report["training"], lines = measure_training(
             models, img, gt, args.train_warmup, args.train_iters, device, args.amp)
         text += lines

@@ -10,7 +10,7 @@ import torch
 from detectron2.config import CfgNode
 from torch import nn
 
-from solo_d2.engine.configs import config_device
+from solo_d2.engine.configs import config_device, config_num_classes
 
 from .calibration import adjust_masks, calibrate, count_candidates, shift_cls_bias
 from .compare import as_mmdet_like, compare_outputs, match_instances
@@ -206,7 +206,7 @@ def memory_phase(
     amp = side_amp(side, amp)
     peak = PhasePeak(device)
     if phase == "train":
-        gt = make_gt(h, w, num_classes=getattr(model, "num_classes", 80), seed=seed)
+        gt = make_gt(h, w, num_classes=config_num_classes(cfg), seed=seed)
         opt = make_sgd(model)
         if side == "mmdet":
             step, inputs = mmdet_train_step, mmdet_train_inputs(img, gt, model, device)

@@ -31,6 +31,7 @@ __all__ = [
     "config_weights",
     "set_config_weights",
     "config_output_dir",
+    "config_num_classes",
     "build_solo_model",
     "test_augmentations",
     "test_augmentation",
@@ -149,6 +150,11 @@ def set_config_weights(cfg: AnyConfig, weights: str) -> AnyConfig:
 def config_output_dir(cfg: AnyConfig) -> str:
     """OUTPUT_DIR / ``train.output_dir``."""
     return cfg.train.output_dir if is_lazy(cfg) else cfg.OUTPUT_DIR
+
+
+def config_num_classes(cfg: AnyConfig) -> int:
+    """The model's class count: MODEL.SOLO.NUM_CLASSES / ``model.num_classes``."""
+    return cfg.model.num_classes if is_lazy(cfg) else cfg.MODEL.SOLO.NUM_CLASSES
 
 
 def build_solo_model(cfg: AnyConfig, device: str = "") -> nn.Module:
