@@ -3,7 +3,7 @@ from their LazyConfig twin, given the same weights and the same inputs, give ide
 predictions, losses and gradients; their optimizers have identical parameter groups, set
 identical learning rates along the schedule and make identical updates.
 
-Full-size R50 models on 96-128 px images (a few seconds each on a CPU). Settings, mappers and
+Full-size R50 models on 64-96 px images (a few seconds each on a CPU). Settings, mappers and
 schedules of every twin are compared in test_lazy_twins.py."""
 import pytest
 import torch
@@ -44,16 +44,16 @@ def twins(request):
 def _batch(train: bool):
     g = torch.Generator().manual_seed(5)
     out = []
-    for h, w in ((96, 128), (128, 96)):
+    for h, w in ((64, 96), (96, 64)):
         x = {"image": torch.randint(0, 256, (3, h, w), generator=g).float(),
              "height": 2 * h, "width": 2 * w}
         if train:
             inst = Instances((h, w))
             masks = torch.zeros(2, h, w, dtype=torch.bool)
-            masks[0, 10:60, 20:70] = True
-            masks[1, 40:90, 5:40] = True
+            masks[0, 10:60, 20:60] = True
+            masks[1, 30:60, 5:40] = True
             inst.gt_masks = BitMasks(masks)
-            inst.gt_boxes = Boxes(torch.tensor([[20.0, 10, 70, 60], [5, 40, 40, 90]]))
+            inst.gt_boxes = Boxes(torch.tensor([[20.0, 10, 60, 60], [5, 30, 40, 60]]))
             inst.gt_classes = torch.tensor([3, 17])
             x["instances"] = inst
         out.append(x)
