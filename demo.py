@@ -37,6 +37,7 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 
 import solo_d2  # noqa: F401  registers the SOLO meta-architecture, heads and datasets
 from solo_d2 import SOLOPredictor, get_solo_cfg
+from solo_d2.checkpoint import WEIGHTS_ERRORS
 from solo_d2.cli import readable_file, tool_parser
 from solo_d2.data import ImageReadError, read_image
 
@@ -234,7 +235,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(str(e))
     setup_logger(name="solo_d2")
     cfg = setup_cfg(args)
-    predictor = build_predictor(args, cfg)
+    try:
+        predictor = build_predictor(args, cfg)
+    except WEIGHTS_ERRORS as e:  # download, name, unreadable or unconvertible weights
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     metadata = demo_metadata(cfg, predictor)
     os.makedirs(args.output, exist_ok=True)
     if args.video_input is not None:

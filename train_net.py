@@ -10,12 +10,14 @@ Detectron2's tools/train_net.py.
 """
 import argparse
 import os
+import sys
 
 import detectron2.utils.comm as comm
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
+from detectron2.utils.logger import setup_logger
 
-from solo_d2.checkpoint import SOLOCheckpointer
+from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
 from solo_d2.cli import HelpFormatter
 from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch
 
@@ -23,6 +25,8 @@ from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch
 def setup(args):
     cfg = get_solo_cfg(args.config_file, args.opts)
     default_setup(cfg, args)
+    # solo_d2's own log lines (weights downloads and conversions), as Detectron2's projects do
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="solo_d2")
     return cfg
 
 
@@ -62,12 +66,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 if __name__ == "__main__":
     args = parse_args()
     print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-        device=get_solo_cfg(args.config_file, args.opts).MODEL.DEVICE,
-    )
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+            device=get_solo_cfg(args.config_file, args.opts).MODEL.DEVICE,
+        )
+    except WEIGHTS_ERRORS as e:  # MODEL.WEIGHTS not downloadable, unknown, unreadable
+        sys.exit(f"error: {e}")

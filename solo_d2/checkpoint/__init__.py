@@ -21,8 +21,14 @@ from .safe_load import CheckpointReadError, load_numpy_pickle, load_torch_file
 from .path_handlers import PathManager, loadable_weights
 from .torchvision import convert_torchvision_resnet, save_d2_pickle
 
+# What loading MODEL.WEIGHTS can fail with, each one line naming the file or URL: the command
+# lines print it as "error: ..." instead of a traceback.
+WEIGHTS_ERRORS = (WeightsDownloadError, WeightsNameError, CheckpointReadError,
+                  MMDetConversionError)
+
 __all__ = [
     "SOLOCheckpointer",
+    "WEIGHTS_ERRORS",
     "PathManager",
     "loadable_weights",
     "COCO_MODELS",

@@ -20,12 +20,14 @@
 import glob
 import os
 from typing import Any, Callable, Dict, IO, List, Optional
+from urllib.parse import urlparse
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from .foreign import convert_foreign
-from .safe_load import is_complete_torch_file, load_numpy_pickle, load_torch_file
+from .safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
+                        load_torch_file)
 
 __all__ = ["SOLOCheckpointer", "atomic_write"]
 
@@ -115,6 +117,13 @@ class SOLOCheckpointer(DetectionCheckpointer):
         return bool(self.get_checkpoint_file())
 
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
+        local = urlparse(path)._replace(query="").geturl() if path else path
+        if local and "://" not in local and not os.path.isfile(local):
+            raise CheckpointReadError(
+                f"MODEL.WEIGHTS {path!r}: no such file (expected a checkpoint file, an "
+                "http(s):// URL, or a name such as solo_d2://SOLOv2_R50_3x or "
+                "torchvision://resnet50)"
+            )
         # Loading the trainer / optimizer state means resuming: shapes must then match.
         resuming = checkpointables is None or len(checkpointables) > 0
         self._resuming_from = path if resuming else None
