@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-r"""Export a SOLO-family model to ONNX, post-processing included (README "Deploy").
+r"""Export a SOLO-family model to ONNX, post-processing included (docs/DEPLOYMENT.md).
 
     python tools/export_model.py --config-file configs/SOLOv2_R50_1x.yaml --output export/ \
         [--sample-image img.jpg] [--opset 17] MODEL.WEIGHTS solov2_r50_1x.pth

@@ -113,3 +113,18 @@ def test_imagenet_names_are_torchvisions_and_mmengines():
 def test_unknown_names_say_which_exist(name, message):
     with pytest.raises(WeightsNameError, match=message):
         resolve_weights_name(name)
+
+
+def test_model_zoo_doc_shows_the_table():
+    """docs/MODEL_ZOO.md lists every config with its AP, name and URL as the table has them."""
+    from conftest import ROOT
+
+    text = open(os.path.join(ROOT, "docs", "MODEL_ZOO.md")).read()
+    for config, m in COCO_MODELS.items():
+        row = next(x for x in text.splitlines() if x.startswith(f"| `{config[:-5]}` |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[4] == (str(m.mask_ap) if m.mask_ap else "–"), row
+        assert cells[5] == (f"`{m.name}`" if m.url else "–"), row
+        assert cells[6] == f"`{solo_d2.model_zoo.get_config(config).MODEL.WEIGHTS}`", row
+        if m.url:
+            assert f"| `{m.name}` | {m.url} |" in text, m.name

@@ -220,3 +220,15 @@ def test_a_file_in_the_cache_is_never_partial_while_downloading(cache, server):
     t.join()
     assert all(s == len(data) for s in seen)
     assert open(cache / name, "rb").read() == data
+
+
+def test_a_file_url_mirror_serves_an_offline_cluster(cache, tmp_path, monkeypatch):
+    """SOLO_D2_WEIGHTS_MIRROR may be a shared folder laid out as <host>/<URL path>."""
+    data = _blob(1 << 20)
+    name = sha256_name("resnet_y", data)
+    mirrored = tmp_path / "mirror" / "download.pytorch.org" / "models" / name
+    mirrored.parent.mkdir(parents=True)
+    mirrored.write_bytes(data)
+    monkeypatch.setenv(MIRROR_ENV, (tmp_path / "mirror").as_uri())
+    path = fetch(f"https://download.pytorch.org/models/{name}")
+    assert path == str(cache / "models" / name) and open(path, "rb").read() == data
