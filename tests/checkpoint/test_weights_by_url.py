@@ -186,3 +186,19 @@ def test_torchvision_name_whose_download_does_not_match_its_hash(cache, monkeypa
                            r"resnet18-f37072fd\.pth .*its name says f37072fd"):
             SOLOCheckpointer(build_model(tiny_cfg())).load("torchvision://resnet18")
     assert not os.path.exists(cached_path(resolve_weights_name("torchvision://resnet18")))
+
+
+def test_fine_tuning_from_published_weights_with_another_class_count(mmdet_file, cache):
+    """GETTING_STARTED's fine-tuning: MODEL.WEIGHTS of a converted checkpoint into a model of
+    another class count, as the trainer loads it (resume=False): every tensor but the
+    category layer is loaded, that one keeps its initialisation (Detectron2's behaviour)."""
+    path, cfg = mmdet_file
+    cfg = cfg.clone()
+    cfg.MODEL.SOLO.NUM_CLASSES = 2
+    model = build_model(cfg)
+    init = model.head.conv_cls.weight.detach().clone()
+    SOLOCheckpointer(model, save_dir=str(cache / "out")).resume_or_load(path, resume=False)
+    expected = _expected_state(path)
+    _assert_loaded(model, {k: v for k, v in expected.items() if not k.startswith("head.conv_cls")})
+    assert expected["head.conv_cls.weight"].shape[0] == 4
+    assert torch.equal(model.head.conv_cls.weight, init)
