@@ -60,7 +60,6 @@ def test_get_trained_builds_the_published_model_offline_from_the_cache(tmp_path,
     network: the converted weights and COCO's class names, no request to the mirror."""
     import torch
     from detectron2.data import MetadataCatalog
-    from mmengine.config import ConfigDict
 
     from conftest import require_mmdet
     from solo_d2.checkpoint import (COCO_MODELS, cached_path, convert_state_dict,
@@ -70,6 +69,8 @@ def test_get_trained_builds_the_published_model_offline_from_the_cache(tmp_path,
     from weights_server import WeightsServer
 
     ref = require_mmdet()
+    from mmengine.config import ConfigDict
+
     monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     mm = load_mmdet_config_file(os.path.join(

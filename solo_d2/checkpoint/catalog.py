@@ -64,14 +64,17 @@ COCO_MODELS: Dict[str, PublishedModel] = {m.config: m for m in (
     PublishedModel("Decoupled_SOLO_R50_3x.yaml", "solo/decoupled-solo_r50_fpn_3x_coco.py", _MMDET
                    + "solo/decoupled_solo_r50_fpn_3x_coco/"
                    "decoupled_solo_r50_fpn_3x_coco_20210821_042504-7b3301ec.pth", 36.7),
-    PublishedModel("Decoupled_SOLO_Light_R50_3x.yaml", "solo/decoupled-solo-light_r50_fpn_3x_coco.py",
+    PublishedModel("Decoupled_SOLO_Light_R50_3x.yaml",
+                   "solo/decoupled-solo-light_r50_fpn_3x_coco.py",
                    _MMDET + "solo/decoupled_solo_light_r50_fpn_3x_coco/"
                    "decoupled_solo_light_r50_fpn_3x_coco_20210906_142703-e70e226f.pth", 32.9),
     PublishedModel("SOLOv2_R50_1x.yaml", "solov2/solov2_r50_fpn_1x_coco.py", _MMDET
-                   + "solov2/solov2_r50_fpn_1x_coco/solov2_r50_fpn_1x_coco_20220512_125858-a357fa23.pth",
+                   + "solov2/solov2_r50_fpn_1x_coco/"
+                   "solov2_r50_fpn_1x_coco_20220512_125858-a357fa23.pth",
                    34.8),
     PublishedModel("SOLOv2_R50_3x.yaml", "solov2/solov2_r50_fpn_ms-3x_coco.py", _MMDET
-                   + "solov2/solov2_r50_fpn_3x_coco/solov2_r50_fpn_3x_coco_20220512_125856-fed092d4.pth",
+                   + "solov2/solov2_r50_fpn_3x_coco/"
+                   "solov2_r50_fpn_3x_coco_20220512_125856-fed092d4.pth",
                    37.5),
     PublishedModel("SOLOv2_R101_3x.yaml", "solov2/solov2_r101_fpn_ms-3x_coco.py", None, None),
     PublishedModel("SOLOv2_R101_DCN_3x.yaml", "solov2/solov2_r101-dcn_fpn_ms-3x_coco.py", _MMDET

@@ -7,8 +7,8 @@ Unpickling can call any function a file names. Two readers here never do:
   arrays in an mmdet checkpoint's ``meta`` or ``message_hub``) become inert
   :class:`OpaqueObject` stand-ins that hold their arguments and state as data; torch's
   blocklisted modules (``os``, ``subprocess``, ...) are refused. Both of torch's formats are
-  read: the zip format and the legacy one (mmdet's published checkpoints are written in it). Only ``trusted=True``, the
-  user's explicit word, unpickles a file fully.
+  read: the zip format and the legacy one (mmdet's published checkpoints are written in
+  it). Only ``trusted=True``, the user's explicit word, unpickles a file fully.
 * :func:`load_numpy_pickle` reads Detectron2's model-zoo ``.pkl`` files (dicts of numpy
   arrays) with an unpickler that knows numpy's array constructors and nothing else.
 

@@ -107,7 +107,8 @@ def test_imagenet_names_are_torchvisions_and_mmengines():
     ("solo_d2://SOLOv2_R101_3x", r"'solo_d2://SOLOv2_R101_3x' has no published weights; "
                                  r"published: .*solo_d2://SOLOv2_R50_3x"),
     ("solo_d2://SOLOv3_R50", r"'solo_d2://SOLOv3_R50' is unknown; published: "),
-    ("torchvision://vgg16", r"torchvision://vgg16: not a torchvision ResNet .*torchvision://resnet50"),
+    ("torchvision://vgg16",
+     r"torchvision://vgg16: not a torchvision ResNet .*torchvision://resnet50"),
     ("open-mmlab://resnet50_caffe", r"unknown; known: open-mmlab://resnext101_64x4d"),
 ])
 def test_unknown_names_say_which_exist(name, message):

@@ -34,8 +34,13 @@ def env(tmp_path):
 
 def _left_in(root) -> list:
     """Files under ``root`` but iopath's empty ``.lock`` files."""
-    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root)
-                  for f in fs if not (f.endswith(".lock") and os.path.getsize(os.path.join(d, f)) == 0))
+    out = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            if not (f.endswith(".lock") and os.path.getsize(p) == 0):
+                out.append(os.path.relpath(p, root))
+    return sorted(out)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +76,8 @@ def test_train_net_eval_only_and_demo_by_url_download_once(published, env, tmp_p
     write_test_image(image, 120, 160)
     with WeightsServer() as server:
         url = server.add(route, open(path, "rb").read())
-        register = (f"[['toy_val', '{json_file}', '{os.path.join(os.path.dirname(json_file), 'images')}']]")
+        images = os.path.join(os.path.dirname(json_file), "images")
+        register = f"[['toy_val', '{json_file}', '{images}']]"
         r = _run([os.path.join(ROOT, "train_net.py"), "--config-file", yaml_path, "--eval-only",
                   "--num-gpus", "2", "--dist-url", "auto", "MODEL.DEVICE", "cpu",
                   "DATASETS.REGISTER_COCO_INSTANCES", register, "DATASETS.TEST", "('toy_val',)",
@@ -80,8 +86,11 @@ def test_train_net_eval_only_and_demo_by_url_download_once(published, env, tmp_p
         out = r.stdout + r.stderr
         assert r.returncode == 0, out[-4000:]
         assert server.requests[route] == 1  # two processes, one download
-        assert out.count(f"Downloading {url}") == 1, out[-4000:]
-        assert out.count(f"Converted {name} (solo_d2 mmdet converter)") == 1, out[-4000:]
+        # whichever process won the lock says so in its log (rank 0: log.txt and stdout)
+        logs = "".join(open(os.path.join(tmp_path, "eval", f)).read()
+                       for f in os.listdir(tmp_path / "eval") if f.startswith("log.txt"))
+        assert logs.count(f"Downloading {url}") == 1, logs[-4000:]
+        assert logs.count(f"Converted {name} (solo_d2 mmdet converter)") == 1, logs[-4000:]
         # every tensor found its place: Detectron2 lists missing or unused keys otherwise
         assert "not found in the checkpoint" not in out and "not used by the model" not in out
         assert "copypaste: Task: segm" in out
