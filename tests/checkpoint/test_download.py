@@ -2,7 +2,6 @@
 once into the cache, verified by the name's SHA-256 prefix, one error line and nothing left
 behind on failure, one download for several processes, progress on and off a terminal."""
 import hashlib
-import logging
 import os
 import pty
 import re
@@ -14,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, capture_logs
 from solo_d2.checkpoint.download import MIRROR_ENV, WeightsDownloadError, cached_path, fetch
 from weights_server import WeightsServer, refused_url, sha256_name
 
@@ -137,7 +136,7 @@ def test_mirror_serves_the_url_and_the_cache_keeps_the_original_layout(cache, se
 def test_progress_is_a_log_line_per_5_percent_off_a_terminal(cache, server, caplog):
     data = _blob(8 << 20)
     url = server.add("/" + sha256_name("big", data), data)
-    with caplog.at_level(logging.INFO, logger="solo_d2.checkpoint.download"):
+    with capture_logs(caplog, "solo_d2.checkpoint.download"):
         fetch(url)
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith(f"Downloading {url} to ")

@@ -2,7 +2,6 @@
 train_net.py, demo.py, tools/export_model.py and SOLOPredictor load with): mmdet checkpoints
 and torchvision ResNets are downloaded once, converted once (cached beside) and load the same
 weights as the offline converters give."""
-import logging
 import os
 
 import numpy as np
@@ -14,7 +13,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.utils.file_io import PathManager as D2PathManager
 
-from conftest import require_mmdet, tiny_cfg
+from conftest import capture_logs, require_mmdet, tiny_cfg
 from solo_d2.checkpoint import (
     SOLOCheckpointer,
     WeightsDownloadError,
@@ -81,7 +80,7 @@ def test_mmdet_url_downloaded_converted_cached_and_loaded_once(mmdet_file, cache
     name = os.path.basename(path)
     with WeightsServer() as server:
         url = server.add("/v2.0/solov2/" + name, open(path, "rb").read())
-        with caplog.at_level(logging.INFO, logger="solo_d2"):
+        with capture_logs(caplog):
             model = build_model(cfg)
             extra = SOLOCheckpointer(model).load(url)
         _assert_loaded(model, expected)
@@ -97,7 +96,7 @@ def test_mmdet_url_downloaded_converted_cached_and_loaded_once(mmdet_file, cache
         mtime = converted.stat().st_mtime_ns
         by_url = cfg.clone()
         by_url.MODEL.WEIGHTS = url
-        with caplog.at_level(logging.INFO, logger="solo_d2"):
+        with capture_logs(caplog):
             predictor = SOLOPredictor(by_url)
         assert server.requests["/v2.0/solov2/" + name] == 1
     assert converted.stat().st_mtime_ns == mtime
