@@ -4,6 +4,8 @@ r"""Train and evaluate SOLO-family models with Detectron2 (solo_d2's SOLOTrainer
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --num-gpus 8
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --eval-only MODEL.WEIGHTS out/model_final.pth
 
+MODEL.WEIGHTS is a file, an http(s) URL or a name (solo_d2://SOLOv2_R50_3x,
+torchvision://resnet50), downloaded once and converted on load (docs/MODEL_ZOO.md).
 --num-gpus is the number of processes per machine: GPUs with MODEL.DEVICE cuda, CPU processes
 (GLOO) with MODEL.DEVICE cpu. --num-machines, --machine-rank and --dist-url work as in
 Detectron2's tools/train_net.py.
