@@ -140,14 +140,16 @@ def capture_logs(caplog, name: str = "solo_d2"):
     in-process command line has set it up with Detectron2's ``setup_logger`` (which stops its
     records from reaching the root logger, where caplog listens)."""
     logger = logging.getLogger(name)
-    level = logger.level
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(caplog.handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # caplog's root handler would see each record twice
     try:
         yield
     finally:
         logger.removeHandler(caplog.handler)
         logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @pytest.fixture

@@ -125,32 +125,43 @@ def _bad_urls(server):
 DEMO_OPTS = [*TINY_OPTS, "DATASETS.TRAIN", "()", "DATASETS.TEST", "()"]
 
 
-def test_each_download_failure_is_one_error_line_from_demo_and_train_net(env, tmp_path):
+def _command(tool: str, base: str, image: str, tmp_path) -> list:
+    """The command line of ``tool`` on the tiny config, MODEL.WEIGHTS to be appended."""
+    if tool == "demo.py":
+        return [os.path.join(ROOT, "demo.py"), "--config-file", base, "--input", image,
+                "--output", str(tmp_path / "vis"), *DEMO_OPTS]
+    if tool == "train_net.py":
+        return [os.path.join(ROOT, "train_net.py"), "--config-file", base, "--eval-only",
+                *DEMO_OPTS, "OUTPUT_DIR", str(tmp_path / "out")]
+    return [os.path.join(ROOT, "tools", "export_model.py"), "--config-file", base,
+            "--output", str(tmp_path / "export"), *DEMO_OPTS]
+
+
+def test_each_download_failure_is_one_error_line_from_each_command_line(env, tmp_path):
+    """Each failure through one of the three command lines that load weights (the message
+    comes from the checkpointer, the same whichever command line loads)."""
     image = str(tmp_path / "a.jpg")
     write_test_image(image, 64, 64)
     base = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
-    expected = {"wrong_hash": "its name says 00000000", "404": "HTTP 404 Not Found",
-                "cut_off": "the download stopped after 524288 of 1048576 bytes",
-                "refused": "cannot connect ("}
+    cases = {"wrong_hash": ("demo.py", "the downloaded file's SHA-256 starts with "),
+             "cut_off": ("demo.py", "the download stopped after 524288 of 1048576 bytes"),
+             "404": ("train_net.py", "HTTP 404 Not Found"),
+             "refused": ("export_model.py", "cannot connect (")}
     with WeightsServer() as server:
         for case, url in _bad_urls(server).items():
-            r = _run([os.path.join(ROOT, "demo.py"), "--config-file", base, "--input", image,
-                      "--output", str(tmp_path / "vis"), *DEMO_OPTS, "MODEL.WEIGHTS", url],
+            tool, what = cases[case]
+            r = _run([*_command(tool, base, image, tmp_path), "MODEL.WEIGHTS", url],
                      cwd=tmp_path, env=env)
             errors = [x for x in r.stderr.splitlines() if x.startswith("error:")]
             assert r.returncode == 1 and "Traceback" not in r.stderr, (case, r.stderr[-3000:])
-            assert len(errors) == 1, (case, r.stderr[-3000:])
-            assert errors[0].startswith(f"error: cannot download {url}: "), errors
-            assert expected[case] in errors[0], errors
+            assert len(errors) == 1 and errors[0] == r.stderr.strip().splitlines()[-1], (
+                case, r.stderr[-3000:])
+            assert errors[0].startswith(f"error: cannot download {url}: {what}"), errors
+            if case == "wrong_hash":
+                assert "its name says 00000000 (corrupt or altered)" in errors[0], errors
             assert errors[0].endswith(f"pass the file's path as MODEL.WEIGHTS, or save it as "
                                       f"{cached_path(url, env['FVCORE_CACHE'])}"), errors
             assert _left_in(env["FVCORE_CACHE"]) == [], case
-        url = _bad_urls(server)["404"]
-        r = _run([os.path.join(ROOT, "train_net.py"), "--config-file", base, "--eval-only",
-                  *DEMO_OPTS, "MODEL.WEIGHTS", url, "OUTPUT_DIR", str(tmp_path / "out")],
-                 cwd=tmp_path, env=env)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
-    assert r.stderr.strip().splitlines()[-1].startswith(f"error: cannot download {url}: HTTP 404")
 
 
 def test_unknown_name_and_missing_file_are_one_error_line(env, tmp_path):
@@ -162,8 +173,7 @@ def test_unknown_name_and_missing_file_are_one_error_line(env, tmp_path):
                                     "solo_d2://SOLO_R50_1x"),
         ("nope/model_final.pth", "error: MODEL.WEIGHTS 'nope/model_final.pth': no such file"),
     ):
-        r = _run([os.path.join(ROOT, "tools", "export_model.py"), "--config-file", base,
-                  "--output", str(tmp_path / "export"), *DEMO_OPTS, "MODEL.WEIGHTS", weights],
+        r = _run([*_command("export_model.py", base, image, tmp_path), "MODEL.WEIGHTS", weights],
                  cwd=tmp_path, env=env)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
         assert r.stderr.strip().splitlines()[-1].startswith(message), r.stderr[-3000:]
