@@ -153,6 +153,18 @@ def capture_logs(caplog, name: str = "solo_d2"):
 
 
 @pytest.fixture
+def weights_cache(tmp_path, monkeypatch):
+    """An empty weights cache ($FVCORE_CACHE) and torch.hub folder ($TORCH_HOME), no mirror."""
+    from solo_d2.checkpoint.download import MIRROR_ENV
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("FVCORE_CACHE", str(root))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    return root
+
+
+@pytest.fixture
 def cfg_factory():
     return tiny_cfg
 

@@ -4,14 +4,27 @@ import collections
 import hashlib
 import http.server
 import socket
+import os
 import threading
 import time
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 
 def sha256_name(stem: str, data: bytes, ext: str = ".pth") -> str:
     """``<stem>-<first 8 hex digits of the SHA-256>.pth``: mmdet's and torchvision's naming."""
     return f"{stem}-{hashlib.sha256(data).hexdigest()[:8]}{ext}"
+
+
+def files_left_in(root) -> List[str]:
+    """Files under ``root`` (relative, sorted) but empty ``.lock`` files: iopath's file locks
+    stay, as Detectron2's own downloads leave them."""
+    out = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            if not (f.endswith(".lock") and os.path.getsize(p) == 0):
+                out.append(os.path.relpath(p, root))
+    return sorted(out)
 
 
 def refused_url(path: str = "/x-00000000.pth") -> str:

@@ -15,17 +15,7 @@ import pytest
 
 from conftest import ROOT, capture_logs
 from solo_d2.checkpoint.download import MIRROR_ENV, WeightsDownloadError, cached_path, fetch
-from weights_server import WeightsServer, refused_url, sha256_name
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """An empty weights cache ($FVCORE_CACHE) and torch.hub folder ($TORCH_HOME), no mirror."""
-    root = tmp_path / "cache"
-    monkeypatch.setenv("FVCORE_CACHE", str(root))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
-    return root
+from weights_server import WeightsServer, files_left_in, refused_url, sha256_name
 
 
 @pytest.fixture
@@ -38,33 +28,21 @@ def _blob(size: int, seed: int = 0) -> bytes:
     return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
 
 
-def _left_in(root) -> list:
-    """Every file under ``root`` but empty ``.lock`` files (iopath's file locks stay, as
-    Detectron2's downloads leave them)."""
-    out = []
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            if not (f.endswith(".lock") and os.path.getsize(p) == 0):
-                out.append(os.path.relpath(p, root))
-    return out
-
-
-def test_downloaded_once_verified_into_the_cache(cache, server):
+def test_downloaded_once_verified_into_the_cache(weights_cache, server):
     data = _blob(3 << 20)
     name = sha256_name("weights/blob_20240101", data)
     url = server.add("/" + name, data)
     path = fetch(url)
-    assert path == str(cache / name) == cached_path(url)  # iopath's layout: <cache>/<URL path>
+    assert path == str(weights_cache / name) == cached_path(url)  # iopath's layout: <cache>/<URL path>
     assert open(path, "rb").read() == data
     assert fetch(url) == path
     assert server.requests["/" + name] == 1
-    assert _left_in(cache) == [name]
+    assert files_left_in(weights_cache) == [name]
 
 
-def test_a_file_dropped_into_the_cache_or_torch_hub_is_used_offline(cache, tmp_path):
+def test_a_file_dropped_into_the_cache_or_torch_hub_is_used_offline(weights_cache, tmp_path):
     url = refused_url("/models/resnet18-f37072fd.pth")  # nothing listens there
-    dropped = cache / "models" / "resnet18-f37072fd.pth"
+    dropped = weights_cache / "models" / "resnet18-f37072fd.pth"
     dropped.parent.mkdir(parents=True)
     dropped.write_bytes(b"weights")
     assert fetch(url) == str(dropped)
@@ -100,7 +78,7 @@ FAILURES = {
 
 
 @pytest.mark.parametrize("case", sorted(FAILURES))
-def test_each_failure_is_one_line_and_leaves_nothing(case, cache, server):
+def test_each_failure_is_one_line_and_leaves_nothing(case, weights_cache, server):
     make_url, what = FAILURES[case]
     data = _blob(2 << 20)
     url = make_url(server, data)
@@ -113,10 +91,10 @@ def test_each_failure_is_one_line_and_leaves_nothing(case, cache, server):
     # the manual way out: the file's path as MODEL.WEIGHTS, or where to put it
     assert msg.endswith(f"Download it yourself and pass the file's path as MODEL.WEIGHTS, or "
                         f"save it as {cached_path(url)}"), msg
-    assert _left_in(cache) == []
+    assert files_left_in(weights_cache) == []
 
 
-def test_mirror_serves_the_url_and_the_cache_keeps_the_original_layout(cache, server,
+def test_mirror_serves_the_url_and_the_cache_keeps_the_original_layout(weights_cache, server,
                                                                        monkeypatch):
     data = _blob(1 << 20)
     name = sha256_name("resnet_x", data)
@@ -124,7 +102,7 @@ def test_mirror_serves_the_url_and_the_cache_keeps_the_original_layout(cache, se
     monkeypatch.setenv(MIRROR_ENV, server.base + "/")
     url = f"https://download.example.org/models/{name}"
     path = fetch(url)
-    assert path == str(cache / "models" / name)
+    assert path == str(weights_cache / "models" / name)
     assert server.requests[f"/download.example.org/models/{name}"] == 1
     server.files.clear()
     with pytest.raises(WeightsDownloadError, match=re.escape(
@@ -133,7 +111,7 @@ def test_mirror_serves_the_url_and_the_cache_keeps_the_original_layout(cache, se
         fetch("https://download.example.org/models/x-00000000.pth")
 
 
-def test_progress_is_a_log_line_per_5_percent_off_a_terminal(cache, server, caplog):
+def test_progress_is_a_log_line_per_5_percent_off_a_terminal(weights_cache, server, caplog):
     data = _blob(8 << 20)
     url = server.add("/" + sha256_name("big", data), data)
     with capture_logs(caplog, "solo_d2.checkpoint.download"):
@@ -148,7 +126,7 @@ def test_progress_is_a_log_line_per_5_percent_off_a_terminal(cache, server, capl
                     r"[0-9a-f]{8}\.\.\. verified", lines[-1]), lines
 
 
-def test_progress_bar_with_size_and_speed_on_a_terminal(cache, server):
+def test_progress_bar_with_size_and_speed_on_a_terminal(weights_cache, server):
     data = _blob(4 << 20)
     url = server.add("/" + sha256_name("tty", data), data, mode="slow", delay=0.005)
     script = f"from solo_d2.checkpoint.download import fetch; fetch({url!r})"
@@ -172,7 +150,7 @@ def test_progress_bar_with_size_and_speed_on_a_terminal(cache, server):
                      r"[\d.]+[kMG]?B/s\]", text), text[-2000:]
 
 
-def test_two_processes_at_once_download_once(cache, server, tmp_path):
+def test_two_processes_at_once_download_once(weights_cache, server, tmp_path):
     """Two processes (two GPUs of one run, or two machines sharing the cache folder) ask for
     the same file at the same moment: one downloads, the other waits and reads the whole file."""
     data = _blob(2 << 20)
@@ -197,12 +175,12 @@ def test_two_processes_at_once_download_once(cache, server, tmp_path):
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     lines = {out.strip() for out, _ in outs}
-    assert lines == {f"{cache / name} {hashlib.sha256(data).hexdigest()}"}
+    assert lines == {f"{weights_cache / name} {hashlib.sha256(data).hexdigest()}"}
     assert server.requests["/" + name] == 1
-    assert _left_in(cache) == [name]
+    assert files_left_in(weights_cache) == [name]
 
 
-def test_a_file_in_the_cache_is_never_partial_while_downloading(cache, server):
+def test_a_file_in_the_cache_is_never_partial_while_downloading(weights_cache, server):
     """While the body arrives, only ``<file>.part`` exists; the name appears whole."""
     data = _blob(1 << 20)
     name = sha256_name("growing", data)
@@ -213,15 +191,15 @@ def test_a_file_in_the_cache_is_never_partial_while_downloading(cache, server):
     t = threading.Thread(target=fetch, args=(url,))
     t.start()
     while t.is_alive():
-        if os.path.exists(cache / name):
-            seen.append(os.path.getsize(cache / name))
+        if os.path.exists(weights_cache / name):
+            seen.append(os.path.getsize(weights_cache / name))
         time.sleep(0.01)
     t.join()
     assert all(s == len(data) for s in seen)
-    assert open(cache / name, "rb").read() == data
+    assert open(weights_cache / name, "rb").read() == data
 
 
-def test_a_file_url_mirror_serves_an_offline_cluster(cache, tmp_path, monkeypatch):
+def test_a_file_url_mirror_serves_an_offline_cluster(weights_cache, tmp_path, monkeypatch):
     """SOLO_D2_WEIGHTS_MIRROR may be a shared folder laid out as <host>/<URL path>."""
     data = _blob(1 << 20)
     name = sha256_name("resnet_y", data)
@@ -230,4 +208,4 @@ def test_a_file_url_mirror_serves_an_offline_cluster(cache, tmp_path, monkeypatc
     mirrored.write_bytes(data)
     monkeypatch.setenv(MIRROR_ENV, (tmp_path / "mirror").as_uri())
     path = fetch(f"https://download.pytorch.org/models/{name}")
-    assert path == str(cache / "models" / name) and open(path, "rb").read() == data
+    assert path == str(weights_cache / "models" / name) and open(path, "rb").read() == data

@@ -30,15 +30,6 @@ from weights_server import WeightsServer, sha256_name
 CLASSES = ("rect", "ellipse", "triangle", "star")
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    monkeypatch.setenv("FVCORE_CACHE", str(root))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
-    return root
-
-
 @pytest.fixture(scope="module")
 def mmdet_file(tmp_path_factory):
     """A tiny random SOLOv2 saved as mmdet publishes checkpoints (2.x meta with the config and
@@ -74,7 +65,7 @@ def _assert_loaded(model, expected):
         assert torch.equal(state[k], v), k
 
 
-def test_mmdet_url_downloaded_converted_cached_and_loaded_once(mmdet_file, cache, caplog):
+def test_mmdet_url_downloaded_converted_cached_and_loaded_once(mmdet_file, weights_cache, caplog):
     path, cfg = mmdet_file
     expected = _expected_state(path)
     name = os.path.basename(path)
@@ -85,7 +76,7 @@ def test_mmdet_url_downloaded_converted_cached_and_loaded_once(mmdet_file, cache
             extra = SOLOCheckpointer(model).load(url)
         _assert_loaded(model, expected)
         assert extra["thing_classes"] == list(CLASSES)
-        raw = cache / "v2.0" / "solov2" / name
+        raw = weights_cache / "v2.0" / "solov2" / name
         converted = raw.with_name(name[: -len(".pth")] + ".solo_d2-v1.pth")
         assert raw.is_file() and converted.is_file()
         assert any("Converted" in r.getMessage() for r in caplog.records)
@@ -106,16 +97,16 @@ def test_mmdet_url_downloaded_converted_cached_and_loaded_once(mmdet_file, cache
     assert predictor.thing_classes == list(CLASSES)
 
 
-def test_local_mmdet_file_is_recognised_and_converted_on_load(mmdet_file, cache):
+def test_local_mmdet_file_is_recognised_and_converted_on_load(mmdet_file, weights_cache):
     path, cfg = mmdet_file
     model = build_model(cfg)
     extra = SOLOCheckpointer(model).load(path)
     _assert_loaded(model, _expected_state(path))
     assert extra["thing_classes"] == list(CLASSES)
-    assert not os.path.exists(cache)  # a local file is converted in memory, nothing cached
+    assert not os.path.exists(weights_cache)  # a local file is converted in memory, nothing cached
 
 
-def test_published_name_resolves_offline_from_a_dropped_file_with_coco_names(mmdet_file, cache):
+def test_published_name_resolves_offline_from_a_dropped_file_with_coco_names(mmdet_file, weights_cache):
     """A file put where the cache keeps solo_d2://SOLOv2_R50_3x is used without a network;
     weights whose meta names no classes get the table's dataset's (COCO's)."""
     path, _ = mmdet_file
@@ -149,7 +140,7 @@ def _assert_backbone_is(model, tv_state):
         assert np.array_equal(ours["backbone.bottom_up." + k].numpy(), v), k
 
 
-def test_torchvision_name_from_a_dropped_file_and_a_local_copy(cache, tmp_path, monkeypatch):
+def test_torchvision_name_from_a_dropped_file_and_a_local_copy(weights_cache, tmp_path, monkeypatch):
     tv = _torchvision_resnet18_state()
     url = resolve_weights_name("torchvision://resnet18")
     assert url == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
@@ -176,7 +167,7 @@ def test_torchvision_name_from_a_dropped_file_and_a_local_copy(cache, tmp_path, 
     _assert_backbone_is(model, tv)
 
 
-def test_torchvision_name_whose_download_does_not_match_its_hash(cache, monkeypatch):
+def test_torchvision_name_whose_download_does_not_match_its_hash(weights_cache, monkeypatch):
     """Anything but torchvision's own file under resnet18-f37072fd.pth is refused."""
     with WeightsServer() as server:
         server.add("/download.pytorch.org/models/resnet18-f37072fd.pth", b"not resnet18")
@@ -187,7 +178,7 @@ def test_torchvision_name_whose_download_does_not_match_its_hash(cache, monkeypa
     assert not os.path.exists(cached_path(resolve_weights_name("torchvision://resnet18")))
 
 
-def test_fine_tuning_from_published_weights_with_another_class_count(mmdet_file, cache):
+def test_fine_tuning_from_published_weights_with_another_class_count(mmdet_file, weights_cache):
     """GETTING_STARTED's fine-tuning: MODEL.WEIGHTS of a converted checkpoint into a model of
     another class count, as the trainer loads it (resume=False): every tensor but the
     category layer is loaded, that one keeps its initialisation (Detectron2's behaviour)."""
@@ -196,7 +187,7 @@ def test_fine_tuning_from_published_weights_with_another_class_count(mmdet_file,
     cfg.MODEL.SOLO.NUM_CLASSES = 2
     model = build_model(cfg)
     init = model.head.conv_cls.weight.detach().clone()
-    SOLOCheckpointer(model, save_dir=str(cache / "out")).resume_or_load(path, resume=False)
+    SOLOCheckpointer(model, save_dir=str(weights_cache / "out")).resume_or_load(path, resume=False)
     expected = _expected_state(path)
     _assert_loaded(model, {k: v for k, v in expected.items() if not k.startswith("head.conv_cls")})
     assert expected["head.conv_cls.weight"].shape[0] == 4

@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, TINY_OPTS, require_mmdet, write_test_image, write_toy_coco
 from solo_d2.checkpoint import mmdet_config_to_d2
 from solo_d2.checkpoint.download import MIRROR_ENV, cached_path
-from weights_server import WeightsServer, refused_url, sha256_name
+from weights_server import WeightsServer, files_left_in, refused_url, sha256_name
 
 TOY_CLASSES = ["rect", "ellipse", "triangle"]  # write_toy_coco's categories
 
@@ -30,17 +30,6 @@ def env(tmp_path):
     e.update(PYTHONPATH=ROOT, FVCORE_CACHE=str(tmp_path / "cache"),
              TORCH_HOME=str(tmp_path / "torch_home"), OMP_NUM_THREADS="1")
     return e
-
-
-def _left_in(root) -> list:
-    """Files under ``root`` but iopath's empty ``.lock`` files."""
-    out = []
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            if not (f.endswith(".lock") and os.path.getsize(p) == 0):
-                out.append(os.path.relpath(p, root))
-    return sorted(out)
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +95,9 @@ def test_train_net_eval_only_and_demo_by_url_download_once(published, env, tmp_p
         assert "Downloading" not in r.stderr and "Converted" not in r.stderr
         assert os.path.isfile(tmp_path / "vis" / "a.png")
     cache = env["FVCORE_CACHE"]
-    assert _left_in(cache) == [f"mmdetection/v2.0/solov2/{name}",
+    assert files_left_in(cache) == [f"mmdetection/v2.0/solov2/{name}",
                                f"mmdetection/v2.0/solov2/{name[:-4]}.solo_d2-v1.pth"]
-    converted = torch.load(os.path.join(cache, _left_in(cache)[1]), weights_only=True)
+    converted = torch.load(os.path.join(cache, files_left_in(cache)[1]), weights_only=True)
     assert converted["thing_classes"] == TOY_CLASSES  # what demo.py labels with
 
 
@@ -161,7 +150,7 @@ def test_each_download_failure_is_one_error_line_from_each_command_line(env, tmp
                 assert "its name says 00000000 (corrupt or altered)" in errors[0], errors
             assert errors[0].endswith(f"pass the file's path as MODEL.WEIGHTS, or save it as "
                                       f"{cached_path(url, env['FVCORE_CACHE'])}"), errors
-            assert _left_in(env["FVCORE_CACHE"]) == [], case
+            assert files_left_in(env["FVCORE_CACHE"]) == [], case
 
 
 def test_unknown_name_and_missing_file_are_one_error_line(env, tmp_path):
