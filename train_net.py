@@ -8,18 +8,23 @@ r"""Train and evaluate SOLO-family models with Detectron2, from a yaml config or
 
 Options after the arguments are KEY VALUE pairs for a yaml config (solo_d2's SOLOTrainer) and
 key=value overrides for a LazyConfig (.py, solo_d2's LazySOLOTrainer; docs/LAZYCONFIG.md).
+MODEL.WEIGHTS (a LazyConfig's train.init_checkpoint) is a file, an http(s) URL or a name
+(solo_d2://SOLOv2_R50_3x, torchvision://resnet50), downloaded once and converted on load
+(docs/MODEL_ZOO.md).
 --num-gpus is the number of processes per machine: GPUs with MODEL.DEVICE / train.device
 cuda, CPU processes (GLOO) with cpu. --num-machines, --machine-rank and --dist-url work as in
 Detectron2's tools/train_net.py.
 """
 import argparse
 import os
+import sys
 
 import detectron2.utils.comm as comm
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
+from detectron2.utils.logger import setup_logger
 
-from solo_d2.checkpoint import SOLOCheckpointer
+from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
 from solo_d2.cli import HelpFormatter
 from solo_d2.engine import launch, load_config, trainer_class
 from solo_d2.engine.configs import config_device, config_output_dir, config_weights, is_lazy
@@ -28,6 +33,8 @@ from solo_d2.engine.configs import config_device, config_output_dir, config_weig
 def setup(args):
     cfg = load_config(args.config_file, args.opts)
     default_setup(cfg, args)
+    # solo_d2's own log lines (weights downloads and conversions), as Detectron2's projects do
+    setup_logger(output=config_output_dir(cfg), distributed_rank=comm.get_rank(), name="solo_d2")
     return cfg
 
 
@@ -68,12 +75,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 if __name__ == "__main__":
     args = parse_args()
     print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-        device=config_device(load_config(args.config_file, args.opts)),
-    )
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+            device=config_device(load_config(args.config_file, args.opts)),
+        )
+    except WEIGHTS_ERRORS as e:  # weights not downloadable, unknown, unreadable
+        sys.exit(f"error: {e}")

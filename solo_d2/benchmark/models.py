@@ -71,12 +71,12 @@ def alt_cfg(cfg: AnyConfig, vs_opts: str) -> AnyConfig:
 def build_ours(cfg: AnyConfig, load_weights: bool = True) -> nn.Module:
     """solo_d2's model in eval mode, with the config's weights (MODEL.WEIGHTS /
     ``train.init_checkpoint``) loaded when set and asked for."""
-    from detectron2.checkpoint import DetectionCheckpointer
+    from solo_d2.checkpoint import SOLOCheckpointer
 
     model = build_solo_model(cfg)
     weights = config_weights(cfg)
     if load_weights and weights:
-        DetectionCheckpointer(model).load(weights)
+        SOLOCheckpointer(model).load(weights)
     model.eval()
     return model
 

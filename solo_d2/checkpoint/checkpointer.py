@@ -10,16 +10,24 @@
   later inside the optimizer. Loading ``MODEL.WEIGHTS`` to fine-tune keeps Detectron2's
   behaviour: mismatched tensors are skipped with a warning.
 * ``.pkl`` weights are read by an unpickler that knows numpy arrays and nothing else
-  (Detectron2 unpickles them fully). ``.pth`` files go through ``torch.load(weights_only=True)``.
+  (Detectron2 unpickles them fully). ``.pth`` files go through the tensors-only reader
+  (:func:`~.safe_load.load_torch_file`).
+* Weights from elsewhere load as they are: ``MODEL.WEIGHTS`` may be an ``http(s)://`` URL or a
+  name (``solo_d2://SOLOv2_R50_3x``, ``torchvision://resnet50``), downloaded once, verified and
+  converted (:mod:`.path_handlers`), and a local mmdet or torchvision checkpoint file is
+  recognised and converted on load (:mod:`.foreign`).
 """
 import glob
 import os
 from typing import Any, Callable, Dict, IO, List, Optional
+from urllib.parse import urlparse
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from .safe_load import is_complete_torch_file, load_numpy_pickle
+from .foreign import convert_foreign
+from .safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
+                        load_torch_file)
 
 __all__ = ["SOLOCheckpointer", "atomic_write"]
 
@@ -46,6 +54,13 @@ class SOLOCheckpointer(DetectionCheckpointer):
     a clear stop when resuming into different shapes, and code-free ``.pkl`` reading."""
 
     _resuming_from: Optional[str] = None  # the checkpoint being resumed from, during load()
+
+    def __init__(self, model, save_dir: str = "", *, save_to_disk: Optional[bool] = None,
+                 **checkpointables: Any) -> None:
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        from .path_handlers import PathManager  # imports this module: not at the top
+
+        self.path_manager = PathManager  # weights by URL and by name
 
     def _is_local(self) -> bool:
         return bool(self.save_dir) and "://" not in self.save_dir
@@ -102,6 +117,13 @@ class SOLOCheckpointer(DetectionCheckpointer):
         return bool(self.get_checkpoint_file())
 
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
+        local = urlparse(path)._replace(query="").geturl() if path else path
+        if local and "://" not in local and not os.path.isfile(local):
+            raise CheckpointReadError(
+                f"MODEL.WEIGHTS {path!r}: no such file (expected a checkpoint file, an "
+                "http(s):// URL, or a name such as solo_d2://SOLOv2_R50_3x or "
+                "torchvision://resnet50)"
+            )
         # Loading the trainer / optimizer state means resuming: shapes must then match.
         resuming = checkpointables is None or len(checkpointables) > 0
         self._resuming_from = path if resuming else None
@@ -123,7 +145,12 @@ class SOLOCheckpointer(DetectionCheckpointer):
         return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
 
     def _torch_load(self, f: str) -> Dict[str, Any]:
-        return torch.load(f, map_location="cpu", weights_only=True)
+        data = load_torch_file(f)
+        converted = convert_foreign(data, f)
+        if converted is None:
+            return data
+        self.logger.info(f"{f}: a {converted['__author__']} checkpoint, converted on load")
+        return converted
 
     def _load_model(self, checkpoint: Dict[str, Any]):
         if self._resuming_from is not None:
