@@ -1,6 +1,7 @@
 """Docs that cannot rot: every shell command of the README and the user guides is extracted
 and checked against the code: the script exists, its own argument parser accepts the flags,
-the config exists and takes every KEY VALUE option, and every weights name resolves. A
+the config exists and takes every KEY VALUE option (a LazyConfig: every key=value names one
+of its keys), and every weights name resolves. A
 renamed flag, config, config key or weights name fails here, not for a reader.
 
 Parsing is what ``--help`` checks and no more: each script's ``main`` (or ``parse_args``) runs
@@ -16,7 +17,7 @@ import sys
 from typing import List, Tuple
 
 import pytest
-from detectron2.config import get_cfg
+from detectron2.config import LazyConfig, get_cfg
 
 import solo_d2
 from conftest import ROOT
@@ -24,7 +25,7 @@ from solo_d2.checkpoint.catalog import NAME_SCHEMES, resolve_weights_name
 from solo_d2.cli import readable_file
 
 DOCS = ["README.md", "docs/GETTING_STARTED.md", "docs/MODEL_ZOO.md", "docs/DEPLOYMENT.md",
-        "docs/MIXED_PRECISION.md", "docs/BENCHMARKS.md"]
+        "docs/MIXED_PRECISION.md", "docs/BENCHMARKS.md", "docs/LAZYCONFIG.md"]
 PROGRAMS = ("python", "pip", "git", "bash", "cd", "torchrun")
 _ENV_ASSIGN = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 
@@ -109,10 +110,26 @@ def _module(script: str):
     return mod
 
 
+def _check_lazy_config(path: str, opts: List[str]) -> None:
+    """A LazyConfig loads and every key=value override names a key it has (apply_overrides
+    would add a misspelt one); its weights name resolves."""
+    from omegaconf import OmegaConf
+
+    cfg = LazyConfig.load(path)
+    missing = object()
+    for o in opts:
+        key = o.split("=", 1)[0]
+        assert "=" in o and OmegaConf.select(cfg, key, default=missing) is not missing, o
+    cfg = LazyConfig.apply_overrides(cfg, list(opts))
+    _check_weights(cfg.train.init_checkpoint)
+
+
 def _check_config(config_file: str, opts: List[str]) -> None:
     """The config exists and merges every option (unknown keys, bad values fail); a weights
     name resolves."""
     assert os.path.isfile(os.path.join(ROOT, config_file)), config_file
+    if config_file.endswith(".py"):
+        return _check_lazy_config(os.path.join(ROOT, config_file), opts)
     cfg = get_cfg()
     solo_d2.add_solo_config(cfg)
     cfg.merge_from_file(os.path.join(ROOT, config_file))
@@ -184,6 +201,7 @@ def test_a_broken_command_is_caught(monkeypatch):
         "python demo.py --config-file configs/SOLOv2_R50_3x.yaml --inputs a.jpg --output vis/",
         "python train_net.py --config-file configs/SOLOv3_R50_3x.yaml",
         "python train_net.py --config-file configs/SOLOv2_R50_1x.yaml MODEL.SOLO.NUM_CLASS 5",
+        "python train_net.py --config-file configs/SOLOv2_R50_1x.py model.num_class=5",
         "python demo.py --config-file configs/SOLOv2_R50_3x.yaml --input a.jpg --output vis/ "
         "MODEL.WEIGHTS solo_d2://SOLOv2_R50_9x",
         "python tools/download_weights.py torchvision://resnet5",

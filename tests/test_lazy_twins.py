@@ -29,17 +29,6 @@ from twins import (
 
 YAML_RECIPES = [n for n in solo_d2.model_zoo.list_configs()
                 if n.endswith(".yaml") and not os.path.basename(n).startswith("Base-")]
-# MODEL.WEIGHTS of the yaml configs (files converted beforehand) and the published-weights
-# names the LazyConfigs use (resolved by the checkpointer; issue 22 moves the yamls to them)
-WEIGHT_NAMES = {
-    "pretrained/R-18-tv.pkl": "torchvision://resnet18",
-    "pretrained/R-34-tv.pkl": "torchvision://resnet34",
-    "pretrained/R-50-tv.pkl": "torchvision://resnet50",
-    "pretrained/R-101-tv.pkl": "torchvision://resnet101",
-    "pretrained/X-101-64x4d.pkl": "open-mmlab://resnext101_64x4d",
-}
-
-
 def _pair(name):
     ycfg = solo_d2.model_zoo.get_config(name)
     lcfg = solo_d2.model_zoo.get_config(name[: -len(".yaml")] + ".py")
@@ -129,7 +118,7 @@ def test_twin_trains_the_same(name):
     assert t.clip_grad.enabled == (clip.ENABLED and clip.CLIP_TYPE == "full_model")
     if t.clip_grad.enabled:
         assert (t.clip_grad.max_norm, t.clip_grad.norm_type) == (clip.CLIP_VALUE, clip.NORM_TYPE)
-    assert t.init_checkpoint == WEIGHT_NAMES.get(ycfg.MODEL.WEIGHTS, ycfg.MODEL.WEIGHTS)
+    assert t.init_checkpoint == ycfg.MODEL.WEIGHTS  # torchvision://resnet50 ...
 
     ours, theirs = _meta_models(ycfg, lcfg)
     y_opt = build_solo_optimizer(ycfg, theirs)
