@@ -14,8 +14,9 @@ from solo_d2.checkpoint.catalog import open_mmlab_names
 from solo_d2.checkpoint.download import expected_hash_prefix
 from solo_d2.checkpoint.mmdet import load_mmdet_config_file, mmdet_config_to_d2, mmdet_configs_dir
 
+# the yaml recipes (their LazyConfig twins, .py, build the same models)
 COCO_CONFIGS = sorted(c for c in solo_d2.model_zoo.list_configs()
-                      if "/" not in c and c != "Base-SOLO.yaml")
+                      if "/" not in c and c.endswith(".yaml") and c != "Base-SOLO.yaml")
 
 
 def _configs_dir() -> str:
