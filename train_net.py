@@ -6,7 +6,8 @@ r"""Train and evaluate SOLO-family models with Detectron2 (solo_d2's SOLOTrainer
 
 --num-gpus is the number of processes per machine: GPUs with MODEL.DEVICE cuda, CPU processes
 (GLOO) with MODEL.DEVICE cpu. --num-machines, --machine-rank and --dist-url work as in
-Detectron2's tools/train_net.py.
+Detectron2's tools/train_net.py. Under torchrun or srun every process is one rank and
+--num-gpus spawns nothing (docs/CLUSTERS.md, also for exit statuses and preemption).
 """
 import argparse
 import os
@@ -14,15 +15,17 @@ import os
 import detectron2.utils.comm as comm
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
+from detectron2.utils.logger import setup_logger
 
 from solo_d2.checkpoint import SOLOCheckpointer
 from solo_d2.cli import HelpFormatter
-from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch
+from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch, launch_options
 
 
 def setup(args):
     cfg = get_solo_cfg(args.config_file, args.opts)
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="solo_d2")
     return cfg
 
 
@@ -69,5 +72,5 @@ if __name__ == "__main__":
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
-        device=get_solo_cfg(args.config_file, args.opts).MODEL.DEVICE,
+        **launch_options(get_solo_cfg(args.config_file, args.opts)),
     )

@@ -8,7 +8,11 @@
   for a CPU model),
 * class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` before the first
   iteration,
-* atomic checkpoints and a safe resume (:class:`~solo_d2.checkpoint.SOLOCheckpointer`),
+* atomic checkpoints, a clear stop on a failed save, and a resume from the run's own
+  checkpoints only (:class:`~solo_d2.checkpoint.SOLOCheckpointer`), where the training sampler
+  continues after the images already seen (:class:`~solo_d2.data.resumable_sampler.ResumableSampler`),
+* preemption signals (``CLUSTER.PREEMPT_SIGNALS``): a checkpoint, then exit status 75; a
+  checkpoint rank 0 could not write stops every process (:mod:`solo_d2.engine.agreed_stop`),
 * metrics written every ``SOLVER.LOG_PERIOD`` iterations.
 """
 import logging
@@ -17,6 +21,7 @@ import weakref
 
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data.build import _train_loader_from_config
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
@@ -28,12 +33,16 @@ from ..config import add_solo_config
 from ..data.cfg_datasets import register_cfg_datasets
 from ..data.class_checks import check_dataset_classes
 from ..data.mapper import SOLODatasetMapper
+from ..data.resumable_sampler import ResumableSampler
 from ..solver import build_solo_optimizer
 from .amp import build_step_trainer
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model
+from .agreed_stop import AgreedStopHook
 
 __all__ = ["SOLOTrainer", "get_solo_cfg"]
+
+logger = logging.getLogger(__name__)
 
 
 def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
@@ -72,18 +81,31 @@ class SOLOTrainer(DefaultTrainer):
         model = create_ddp_model(model, broadcast_buffers=False)
         self._trainer = build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = SOLOCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = SOLOCheckpointer(model, cfg.OUTPUT_DIR, defer_write_errors=True,
+                                             trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Detectron2's; a resumed run's training sampler skips the images each process has
+        already seen (``start_iter`` x images per process)."""
+        super().resume_or_load(resume=resume)
+        sampler = getattr(self._trainer.data_loader, "resumable_sampler", None)
+        if sampler is not None and self.start_iter > 0:
+            sampler.skip = self.start_iter * (self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())
+            logger.info(f"Resuming at iteration {self.start_iter}: the training sampler of each "
+                        f"process skips the {sampler.skip} images it has already given")
+
     def build_hooks(self):
-        """Detectron2's hooks, the metric writers running every ``SOLVER.LOG_PERIOD``."""
+        """Detectron2's hooks, the metric writers running every ``SOLVER.LOG_PERIOD``, and the
+        agreed stop (preemption, failed checkpoint write) last."""
         ret = super().build_hooks()
         for hook in ret:
             if isinstance(hook, hooks.PeriodicWriter):
                 hook._period = self.cfg.SOLVER.LOG_PERIOD
+        ret.append(AgreedStopHook(self.checkpointer, self.cfg.CLUSTER.PREEMPT_SIGNALS))
         return ret
 
     def build_writers(self):
@@ -109,8 +131,15 @@ class SOLOTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
+        """Detectron2's training loader (its datasets, sampler and batching from ``cfg``) with
+        the SOLO mapper and a resumable sampler (``loader.resumable_sampler``)."""
         register_cfg_datasets(cfg)
-        loader = build_detection_train_loader(cfg, mapper=SOLODatasetMapper(cfg, True))
+        # Detectron2's own choice of dataset and sampler from cfg, to wrap the sampler
+        args = _train_loader_from_config(cfg, mapper=SOLODatasetMapper(cfg, True))
+        sampler = args["sampler"] = (
+            ResumableSampler(args["sampler"]) if args["sampler"] is not None else None)
+        loader = build_detection_train_loader(**args)
+        loader.resumable_sampler = sampler
         # Loading the datasets (above) gave every registered COCO json its class names.
         check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
         return loader

@@ -1,0 +1,122 @@
+"""Launching train_net.py the way clusters do, as subprocesses on the CPU (GLOO):
+
+* ``torchrun --nproc_per_node 2`` and two tasks with the variables ``srun`` sets are one
+  2-process training each, with the per-iteration losses and final weights of
+  ``--num-gpus 2`` (measured: bit for bit);
+* ``--num-gpus`` that disagrees with torchrun's processes is a one-line error;
+* SIGTERM to a ``--num-gpus 2`` run at a random iteration: exit status 75, a checkpoint of
+  the iteration the processes were in, and ``--resume`` reaches the final weights and losses
+  of an uninterrupted run (the training sampler continues where it stopped);
+* SIGUSR1 (SLURM's warning) to one task only: both stop after the same iteration.
+"""
+import os
+import random
+import signal
+
+import pytest
+import torch
+
+from conftest import write_toy_coco
+from launch_helpers import (
+    finish,
+    finish_all,
+    losses,
+    slurm_env,
+    start,
+    start_slurm_tasks,
+    torchrun,
+    train_opts,
+    wait_for_iteration,
+)
+from solo_d2.checkpoint.checkpointer import is_run_checkpoint
+from solo_d2.exit_status import EXIT_PREEMPTED
+
+ITERS = 8
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return write_toy_coco(str(root), num_images=8), str(root / "images")
+
+
+@pytest.fixture(scope="module")
+def reference(toy, tmp_path_factory):
+    """An uninterrupted ``--num-gpus 2`` run: its output folder."""
+    cwd = tmp_path_factory.mktemp("reference")
+    finish(start(cwd, ["--num-gpus", "2", *train_opts(*toy, cwd / "out", iters=ITERS)]))
+    return cwd / "out"
+
+
+def _weights(out_dir):
+    return torch.load(os.path.join(str(out_dir), "model_final.pth"), weights_only=True)["model"]
+
+
+def _assert_same_run(out_dir, reference):
+    assert losses(out_dir) == losses(reference)  # every iteration, every loss, exactly
+    assert sorted(losses(reference)) == list(range(ITERS))
+    a, b = _weights(out_dir), _weights(reference)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) == 0.0
+
+
+def test_torchrun_is_one_training_like_num_gpus(toy, reference, tmp_path):
+    log = finish(start(tmp_path, train_opts(*toy, tmp_path / "out", iters=ITERS),
+                       launcher=torchrun(2)))
+    assert "World size: 2" in log  # Detectron2's default_setup, on rank 0
+    _assert_same_run(tmp_path / "out", reference)
+
+
+def test_srun_tasks_are_one_training_like_num_gpus(toy, reference, tmp_path):
+    finish_all(start_slurm_tasks(tmp_path, train_opts(*toy, tmp_path / "out", iters=ITERS)))
+    _assert_same_run(tmp_path / "out", reference)
+
+
+def test_num_gpus_disagreeing_with_torchrun_is_an_error(toy, tmp_path):
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"}
+    log = finish(start(tmp_path, ["--num-gpus", "4", *train_opts(*toy, tmp_path, iters=1)],
+                       env=env), status=2)
+    assert ("solo_d2 launch: error: --num-gpus 4, but torchrun started this run with 2 "
+            "processes on this machine") in log
+    assert "leave --num-gpus out (or give 2)" in log
+    # under srun, the same
+    log = finish(start(tmp_path, ["--num-gpus", "3", *train_opts(*toy, tmp_path, iters=1)],
+                       env=slurm_env(0, 2, 29999)), status=2)
+    assert "--num-gpus 3, but slurm started this run with 2 processes" in log
+
+
+def test_sigterm_stops_with_a_checkpoint_and_resume_finishes_the_same_run(toy, reference,
+                                                                          tmp_path):
+    out = tmp_path / "out"
+    at = random.randint(1, ITERS - 4)
+    args = ["--num-gpus", "2", *train_opts(*toy, out, iters=ITERS)]
+    proc = start(tmp_path, args)
+    wait_for_iteration(out, at, [proc])
+    proc.send_signal(signal.SIGTERM)  # to the launching process, as `kill PID` or a scheduler
+    log = finish(proc, status=EXIT_PREEMPTED)
+    stopped = max(losses(out))
+    assert at <= stopped <= at + 3, (at, stopped)  # the iteration the processes were in
+    name = f"model_{stopped:07d}.pth"
+    assert (out / "last_checkpoint").read_text() == name
+    assert is_run_checkpoint(str(out / name))
+    ckpt = torch.load(out / name, weights_only=True)
+    assert ckpt["iteration"] == stopped and ckpt["trainer"]["iteration"] == stopped
+    assert "LRScheduler" in ckpt["trainer"]["hooks"]  # the scheduler's state
+    assert f"Preempted (SIGTERM): iteration {stopped} is in {out / name}" in log
+
+    log = finish(start(tmp_path, ["--resume", *args]))
+    assert f"Starting training from iteration {stopped + 1}" in log
+    _assert_same_run(out, reference)
+
+
+def test_a_signal_to_one_srun_task_stops_both_after_the_same_iteration(toy, tmp_path):
+    out = tmp_path / "out"
+    procs = start_slurm_tasks(tmp_path, train_opts(*toy, out, iters=40))
+    wait_for_iteration(out, 2, procs)
+    procs[1].send_signal(signal.SIGUSR1)  # SLURM's warning signal, to rank 1 alone
+    logs = finish_all(procs, status=EXIT_PREEMPTED)
+    stopped = max(losses(out))
+    assert stopped < 39
+    assert (out / "last_checkpoint").read_text() == f"model_{stopped:07d}.pth"
+    # rank 0 never got the signal but stopped after the same iteration and wrote it
+    assert f"Preempted (a signal to another process): iteration {stopped}" in logs[0]
