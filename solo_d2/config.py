@@ -120,6 +120,11 @@ def add_solo_config(cfg: CN) -> None:
     # "float16" (grad scaling) or "bfloat16" (no scaling needed: fp32's exponent range).
     _C.SOLVER.AMP.PRECISION = "auto"
 
+    # Distinct bad files (unreadable image, annotation that cannot become a mask) a training
+    # run skips before it stops with their list (exit status 65): a whole number >= 1 is a
+    # count, a value in (0, 1) a fraction of the training images, 0 none, negative no limit.
+    _C.DATALOADER.MAX_BAD_FILES = 0.001
+
     # Long runs on clusters (docs/CLUSTERS.md); read by solo_d2.engine.launch and SOLOTrainer.
     _C.CLUSTER = CN()
     # Signals on which training finishes its iteration, writes a checkpoint and exits with
