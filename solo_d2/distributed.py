@@ -2,8 +2,8 @@
 something (a signal, a failed write), how many things all of them saw, and every process's
 list of names. One process (or no process group) answers for itself.
 
-They run on a GLOO group (the default group when it is GLOO, else Detectron2's global GLOO
-group), so that they cost no GPU synchronisation under NCCL.
+They run on Detectron2's GLOO group (the default group under GLOO, a GLOO side group under
+NCCL), so that they cost no GPU synchronisation under NCCL.
 """
 from typing import Any, List
 
@@ -11,26 +11,16 @@ import torch
 import torch.distributed as dist
 from detectron2.utils import comm
 
-__all__ = ["all_gather_objects", "any_process", "max_over_processes", "sum_over_processes"]
-
-
-def _gloo_group():
-    if dist.get_backend() == "gloo":
-        return None  # the default group
-    return comm._get_global_gloo_group()
+__all__ = ["all_gather_objects", "max_over_processes", "sum_over_processes"]
 
 
 def _all_reduce(values: List[int], op) -> List[int]:
     if comm.get_world_size() == 1:
         return list(values)
     t = torch.tensor(values, dtype=torch.int64)
-    dist.all_reduce(t, op=op, group=_gloo_group())
+    # Detectron2's GLOO group: the default group under GLOO, a GLOO side group under NCCL
+    dist.all_reduce(t, op=op, group=comm._get_global_gloo_group())
     return [int(v) for v in t.tolist()]
-
-
-def any_process(flag: bool) -> bool:
-    """Whether ``flag`` is true on at least one process. Every process must call it."""
-    return bool(_all_reduce([int(bool(flag))], dist.ReduceOp.MAX)[0])
 
 
 def max_over_processes(*values: int) -> List[int]:

@@ -96,7 +96,8 @@ def launch(
         run_rank(main_func, args, rank=cluster.rank, local_rank=cluster.local_rank,
                  world_size=cluster.world_size, local_world_size=cluster.local_world_size,
                  init_method=cluster.init_method,
-                 threads_shared_by=_processes_sharing_cores(cluster), **watch)
+                 threads_shared_by=_processes_sharing_cores(cluster), started_by_launcher=True,
+                 **watch)
         return
     if num_processes_per_machine < 1 or num_machines < 1:
         raise ValueError(
@@ -176,23 +177,25 @@ def _spawned_worker(local_rank: int, main_func, args, world_size: int, per_machi
              init_method=dist_url, threads_shared_by=per_machine, **watch)
 
 
-def _select_gpu(local_rank: int, local_world_size: int) -> None:
+def _select_gpu(local_rank: int, local_world_size: int, one_visible_ok: bool) -> None:
+    """GPU ``local_rank``; or GPU 0 when a cluster launcher shows each process one GPU
+    (srun --gpus-per-task 1, torchrun --virtual-local-rank)."""
     count = torch.cuda.device_count()
-    if count == 1:  # one GPU per process (srun --gpus-per-task=1, or CUDA_VISIBLE_DEVICES)
+    if count == 1 and one_visible_ok:
         torch.cuda.set_device(0)
     elif local_rank < count:
         torch.cuda.set_device(local_rank)
     else:
         raise RuntimeError(
-            f"MODEL.DEVICE is cuda, local rank {local_rank} of {local_world_size} processes on "
-            f"this machine, but {count} GPUs are visible (CUDA_VISIBLE_DEVICES="
+            f"MODEL.DEVICE is cuda with {local_world_size} processes on this machine, but "
+            f"{count} GPUs are visible (CUDA_VISIBLE_DEVICES="
             f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}): one GPU per process needed")
 
 
 def run_rank(main_func: Callable[..., Any], args: Sequence[Any], *, rank: int, local_rank: int,
              world_size: int, local_world_size: int, init_method: str, device: str,
              timeout: timedelta, heartbeat_period: float, dead_process_timeout: float,
-             threads_shared_by: int = 1) -> None:
+             threads_shared_by: int = 1, started_by_launcher: bool = False) -> None:
     """Join the run as ``rank``, run ``main_func(*args)`` under the watchdog, leave.
 
     Ends the process with the run's exit status when it stops on purpose, and with
@@ -200,7 +203,7 @@ def run_rank(main_func: Callable[..., Any], args: Sequence[Any], *, rank: int, l
     """
     cuda = torch.device(device).type == "cuda"
     if cuda:
-        _select_gpu(local_rank, local_world_size)
+        _select_gpu(local_rank, local_world_size, one_visible_ok=started_by_launcher)
     elif "OMP_NUM_THREADS" not in os.environ:  # the user's setting wins, as with torchrun
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         torch.set_num_threads(max(1, (cores or 1) // threads_shared_by))

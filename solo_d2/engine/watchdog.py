@@ -89,6 +89,8 @@ class PeerWatchdog:
         self._seen: Dict[int, int] = {}
         self._changed: Dict[int, float] = {}
         self._hosts: Dict[int, str] = {}
+        self._present: List[int] = []
+        self._lock = threading.Lock()  # the thread and find_dead share one store connection
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "PeerWatchdog":
@@ -112,13 +114,18 @@ class PeerWatchdog:
 
     # -- what the thread does ---------------------------------------------------------
     def _beat(self) -> None:
-        self._store.add(self._keys[self.rank], 1)
+        with self._lock:
+            self._store.add(self._keys[self.rank], 1)
 
     def _read(self) -> Dict[int, int]:
-        """Counters of the processes that have beaten at least once."""
-        present = [r for r in range(self.world_size) if self._store.check([self._keys[r]])]
-        values = self._store.multi_get([self._keys[r] for r in present]) if present else []
-        return {r: int(v) for r, v in zip(present, values)}
+        """Counters of the processes that have beaten at least once (one request once all
+        have)."""
+        with self._lock:
+            if len(self._present) < self.world_size:
+                self._present = [r for r in range(self.world_size)
+                                 if r in self._present or self._store.check([self._keys[r]])]
+            values = self._store.multi_get([self._keys[r] for r in self._present])
+            return {r: int(v) for r, v in zip(self._present, values)}
 
     def _observe(self, now: float) -> List[int]:
         """Update the last-change times; ranks silent for ``timeout`` seconds."""
@@ -133,7 +140,8 @@ class PeerWatchdog:
     def _host(self, rank: int) -> str:
         if rank not in self._hosts:
             try:
-                self._hosts[rank] = self._store.get(f"host/{rank}").decode()
+                with self._lock:
+                    self._hosts[rank] = self._store.get(f"host/{rank}").decode()
             except Exception:
                 self._hosts[rank] = "host unknown"
         return self._hosts[rank]
