@@ -143,9 +143,9 @@ def test_skip_records_reach_the_trainer_from_dataloader_workers(toy):
     assert all(reason.startswith("cannot read image") for _, reason in records)
 
 
-def _opts(toy, out, limit, iters=8):
+def _opts(toy, out, limit, iters=8, workers=1):
     return train_opts(toy["json"], toy["images"], out, iters=iters, extra=[
-        "DATALOADER.NUM_WORKERS", "1", "DATALOADER.MAX_BAD_FILES", str(limit)])
+        "DATALOADER.NUM_WORKERS", str(workers), "DATALOADER.MAX_BAD_FILES", str(limit)])
 
 
 def test_bad_files_mid_run_are_skipped_named_once_and_counted(toy, tmp_path):
@@ -165,7 +165,7 @@ def test_bad_files_mid_run_are_skipped_named_once_and_counted(toy, tmp_path):
 
 
 def test_too_many_bad_files_stop_the_run_with_their_list(toy, tmp_path):
-    log = finish(start(tmp_path, ["--num-gpus", "2", *_opts(toy, tmp_path / "out", 1.0, 40)]),
+    log = finish(start(tmp_path, ["--num-gpus", "2", *_opts(toy, tmp_path / "out", 1.0, 40, 0)]),
                  status=EXIT_BAD_FILES)
     assert ("2 files could not become training samples, more than "
             "DATALOADER.MAX_BAD_FILES=1: at most 1") in log
