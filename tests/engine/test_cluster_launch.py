@@ -3,21 +3,28 @@
 * ``torchrun --nproc_per_node 2`` and two tasks with the variables ``srun`` sets are one
   2-process training each, with the per-iteration losses and final weights of
   ``--num-gpus 2`` (measured: bit for bit);
+* Detectron2's ``comm`` (rank, machine-local rank and size) is set up under both, also for
+  srun tasks on 2 "machines";
 * ``--num-gpus`` that disagrees with torchrun's processes is a one-line error;
 * SIGTERM to a ``--num-gpus 2`` run at a random iteration: exit status 75, a checkpoint of
   the iteration the processes were in, and ``--resume`` reaches the final weights and losses
   of an uninterrupted run (the training sampler continues where it stopped);
 * SIGUSR1 (SLURM's warning) to one task only: both stop after the same iteration.
 """
+import json
 import os
 import random
 import signal
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 
 from conftest import write_toy_coco
 from launch_helpers import (
+    free_port,
     finish,
     finish_all,
     losses,
@@ -69,6 +76,45 @@ def test_torchrun_is_one_training_like_num_gpus(toy, reference, tmp_path):
 def test_srun_tasks_are_one_training_like_num_gpus(toy, reference, tmp_path):
     finish_all(start_slurm_tasks(tmp_path, train_opts(*toy, tmp_path / "out", iters=ITERS)))
     _assert_same_run(tmp_path / "out", reference)
+
+
+PLACES = textwrap.dedent("""
+    import json, sys
+    from detectron2.utils import comm
+    from solo_d2.engine import launch
+
+    def main(prefix):
+        with open(f"{prefix}.{comm.get_rank()}", "w") as f:
+            json.dump([comm.get_rank(), comm.get_world_size(), comm.get_local_rank(),
+                       comm.get_local_size()], f)
+
+    if __name__ == "__main__":
+        launch(main, 1, args=(sys.argv[1],), device="cpu")
+""")
+
+
+def _places(prefix, n):
+    return [json.load(open(f"{prefix}.{r}")) for r in range(n)]
+
+
+def test_detectron2_comm_knows_each_process_place(tmp_path):
+    script = tmp_path / "places.py"
+    script.write_text(PLACES)
+    run = dict(cwd=str(tmp_path), capture_output=True, text=True, timeout=240)
+    r = subprocess.run([*torchrun(2), str(script), str(tmp_path / "torchrun")], **run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _places(tmp_path / "torchrun", 2) == [[0, 2, 0, 2], [1, 2, 1, 2]]
+    # 2 srun tasks, one per machine (both "machines" are this one)
+    port, procs = free_port(), []
+    for rank in range(2):
+        env = {**os.environ, **slurm_env(rank, 2, port), "SLURM_LOCALID": "0",
+               "SLURM_NODEID": str(rank), "SLURM_NNODES": "2",
+               "SLURM_STEP_TASKS_PER_NODE": "1(x2)", "SLURM_TASKS_PER_NODE": "1(x2)",
+               "SLURM_STEP_NODELIST": "localhost,localhost"}
+        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "srun")],
+                                      env=env, cwd=str(tmp_path)))
+    assert [p.wait(timeout=240) for p in procs] == [0, 0]
+    assert _places(tmp_path / "srun", 2) == [[0, 2, 0, 1], [1, 2, 0, 1]]
 
 
 def test_num_gpus_disagreeing_with_torchrun_is_an_error(toy, tmp_path):
