@@ -36,6 +36,12 @@ def train_opts(json_file: str, images: str, out, *, iters: int, ims_per_batch: i
     ]
 
 
+def num_gpus(n: int) -> List[str]:
+    """``--num-gpus n`` on a free port (Detectron2's default port is the same for every run of
+    one user: runs of other tests or users on this machine would collide)."""
+    return ["--num-gpus", str(n), "--dist-url", "auto"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ from detectron2.structures import BitMasks, BoxMode, Instances
 from pycocotools import mask as mask_util
 
 from conftest import tiny_cfg, write_toy_coco
-from launch_helpers import finish, metrics, start, train_opts
+from launch_helpers import finish, metrics, num_gpus, start, train_opts
 from solo_d2.data import ImageReadError, SOLODatasetMapper
 from solo_d2.data.bad_files import (
     SKIPPED_KEY,
@@ -150,7 +150,7 @@ def _opts(toy, out, limit, iters=8, workers=1):
 
 def test_bad_files_mid_run_are_skipped_named_once_and_counted(toy, tmp_path):
     out = tmp_path / "out"
-    log = finish(start(tmp_path, ["--num-gpus", "2", *_opts(toy, out, 2.0)]))
+    log = finish(start(tmp_path, [*num_gpus(2), *_opts(toy, out, 2.0)]))
     rows = [r for r in metrics(out) if "loss_cls" in r]
     assert [r["iteration"] for r in rows] == list(range(8))  # the run went on
     for name in BAD:
@@ -165,7 +165,7 @@ def test_bad_files_mid_run_are_skipped_named_once_and_counted(toy, tmp_path):
 
 
 def test_too_many_bad_files_stop_the_run_with_their_list(toy, tmp_path):
-    log = finish(start(tmp_path, ["--num-gpus", "2", *_opts(toy, tmp_path / "out", 1.0, 40, 0)]),
+    log = finish(start(tmp_path, [*num_gpus(2), *_opts(toy, tmp_path / "out", 1.0, 40, 0)]),
                  status=EXIT_BAD_FILES)
     assert ("2 files could not become training samples, more than "
             "DATALOADER.MAX_BAD_FILES=1: at most 1") in log

@@ -16,6 +16,7 @@ import pytest
 from conftest import write_toy_coco
 from launch_helpers import (
     finish,
+    num_gpus,
     kill_group,
     losses,
     output,
@@ -96,7 +97,7 @@ def test_frozen_srun_task_ends_the_others_after_the_timeout(toy, tmp_path):
 
 def test_killed_process_of_num_gpus_ends_the_launch(toy, tmp_path):
     out = tmp_path / "out"
-    proc = start(tmp_path, ["--num-gpus", "2", *train_opts(*toy, out, iters=200, extra=WATCH)])
+    proc = start(tmp_path, [*num_gpus(2), *train_opts(*toy, out, iters=200, extra=WATCH)])
     try:
         wait_for_iteration(out, 3, [proc])
         # the launcher's second child is rank 1 (after a resource tracker, if any)
