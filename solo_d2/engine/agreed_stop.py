@@ -9,39 +9,27 @@
   the checkpointer keeps the error (``defer_write_errors``) and here every process raises
   :class:`~solo_d2.checkpoint.checkpointer.CheckpointWriteError` (exit status 74) together.
 
-The signal handler only notes the signal. After every iteration the processes agree (one
-all-reduce of two flags) whether any of them got a signal or failed a write, so that all stop
-after the same iteration even when the signal reached them at different moments, or only
-some of them. A signal that arrives again while the checkpoint is written is logged and
+Signals are only noted (:class:`~solo_d2.engine.preemption_signals.PreemptionSignals`; the
+trainer's data workers ignore them). After every iteration the processes agree (one
+all-reduce of two flags) whether any of them got a signal or failed a write, so that all
+stop after the same iteration even when the signal reached them at different moments, or
+only some of them. A signal that arrives again while the checkpoint is written is logged and
 ignored; the write is atomic, so even a SIGKILL then leaves the previous checkpoint whole.
 """
 import logging
 import os
-import signal
-import threading
-from typing import Dict, List, Sequence
+from typing import Sequence
 
 from detectron2.engine import HookBase
 
 from ..checkpoint.checkpointer import CheckpointWriteError
 from ..distributed import max_over_processes
 from ..exit_status import EXIT_PREEMPTED, TrainingPreempted
+from .preemption_signals import PreemptionSignals, parse_signals
 
 __all__ = ["AgreedStopHook", "parse_signals"]
 
 logger = logging.getLogger(__name__)
-
-
-def parse_signals(names: Sequence[str]) -> Sequence[signal.Signals]:
-    """Signal names ("SIGTERM", "SIGUSR1", ...) as signals; an unknown name is an error."""
-    out = []
-    for name in names:
-        sig = getattr(signal, str(name).upper(), None)
-        if not isinstance(sig, signal.Signals) or sig in (signal.SIGKILL, signal.SIGSTOP):
-            raise ValueError(f"CLUSTER.PREEMPT_SIGNALS: {name!r} is not a signal that can be "
-                             "caught; expected names such as SIGTERM, SIGUSR1, SIGUSR2")
-        out.append(sig)
-    return out
 
 
 class AgreedStopHook(HookBase):
@@ -55,24 +43,23 @@ class AgreedStopHook(HookBase):
             default action).
 
     Place it after the LR scheduler and checkpoint hooks, so that the state it saves is the
-    state after the iteration. The handlers are installed for the training loop (main
-    thread only) and the previous ones restored after the last iteration, so that a signal
-    during the final evaluation ends the process as usual (``model_final.pth`` is written).
+    state after the iteration. The signals are caught during the training loop (main thread
+    only) and given back after the last iteration, so that a signal during the final
+    evaluation ends the process as usual (``model_final.pth`` is written); after a preemption
+    checkpoint further signals are ignored, so that the process exits with status 75.
     """
 
     def __init__(self, checkpointer, signals: Sequence[str] = ("SIGTERM", "SIGUSR1")):
         self.checkpointer = checkpointer
-        self.signals = parse_signals(signals)
-        self.received: List[str] = []  # names of the signals, in order of arrival
+        self.catcher = PreemptionSignals(signals)
         self._reported = 0
-        self._previous: Dict[signal.Signals, object] = {}
 
-    def _on_signal(self, signum: int, frame) -> None:
-        # Only note it: logging (stream writes) is not safe inside a signal handler.
-        self.received.append(signal.Signals(signum).name)
+    @property
+    def received(self):
+        return self.catcher.received
 
     def _report_signals(self, during: str) -> None:
-        for name in self.received[self._reported:]:
+        for name in self.catcher.received[self._reported:]:
             if self._reported == 0:
                 logger.warning(f"Got {name} {during}: stopping after this iteration with a "
                                f"checkpoint and exit status {EXIT_PREEMPTED} (requeue with "
@@ -83,18 +70,9 @@ class AgreedStopHook(HookBase):
             self._reported += 1
 
     def before_train(self) -> None:
-        if not self.signals:
-            return
-        if threading.current_thread() is not threading.main_thread():
+        if self.catcher.signals and not self.catcher.catch():
             logger.warning("Training runs outside the main thread: preemption signals cannot be "
                            "caught there and end the process as usual")
-            return
-        self._previous = {s: signal.signal(s, self._on_signal) for s in self.signals}
-
-    def _restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
 
     def _raise_write_error(self) -> None:
         raise CheckpointWriteError(
@@ -111,9 +89,9 @@ class AgreedStopHook(HookBase):
                                                bool(self.checkpointer.write_error))
         if failed:
             self._raise_write_error()
-        if iteration >= self.trainer.max_iter - 1:
-            self._restore()  # the loop is over
         if not signalled:
+            if iteration >= self.trainer.max_iter - 1:
+                self.catcher.release()  # the loop is over
             return
         name = f"model_{iteration:07d}"
         self.checkpointer.save(name, iteration=iteration)
@@ -124,8 +102,8 @@ class AgreedStopHook(HookBase):
         cause = self.received[0] if self.received else "a signal to another process"
         logger.warning(f"Preempted ({cause}): iteration {iteration} is in {path}; exiting with "
                        f"status {EXIT_PREEMPTED}. Continue with --resume.")
-        self._restore()
+        self.catcher.release(ignore_further=True)
         raise TrainingPreempted(iteration, path)
 
     def after_train(self) -> None:
-        self._restore()
+        self.catcher.release()

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..exit_status import EXIT_PEER_LOST, RunStopped, TrainingPreempted, announce
 from .cluster_env import ClusterEnv, ClusterEnvError, detect_cluster_env
-from .agreed_stop import parse_signals
+from .preemption_signals import parse_signals
 from .watchdog import PeerWatchdog, _exit_peer_lost, _flush_logs
 
 __all__ = ["launch", "launch_options", "create_ddp_model"]

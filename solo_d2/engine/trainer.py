@@ -13,8 +13,9 @@
   continues after the images already seen (:class:`~solo_d2.data.resumable_sampler.ResumableSampler`),
 * bad files skipped, counted and limited (``DATALOADER.MAX_BAD_FILES``,
   :mod:`solo_d2.engine.bad_files`), and left out of evaluation,
-* preemption signals (``CLUSTER.PREEMPT_SIGNALS``): a checkpoint, then exit status 75; a
-  checkpoint rank 0 could not write stops every process (:mod:`solo_d2.engine.agreed_stop`),
+* preemption signals (``CLUSTER.PREEMPT_SIGNALS``): a checkpoint, then exit status 75, with
+  data workers that ignore them; a checkpoint rank 0 could not write stops every process
+  (:mod:`solo_d2.engine.agreed_stop`),
 * metrics written every ``SOLVER.LOG_PERIOD`` iterations.
 """
 import logging
@@ -49,6 +50,7 @@ from .amp import build_step_trainer
 from .bad_files import BadFilesHook
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model
+from .preemption_signals import spare_workers
 from .agreed_stop import AgreedStopHook
 
 __all__ = ["SOLOTrainer", "get_solo_cfg"]
@@ -160,7 +162,9 @@ class SOLOTrainer(DefaultTrainer):
         args["mapper"] = SkipBadSamples(args["mapper"], limit, limit_text)
         sampler = args["sampler"] = (
             ResumableSampler(args["sampler"]) if args["sampler"] is not None else None)
-        loader = SkippedSamples(build_detection_train_loader(**args))
+        # data workers ignore the preemption signals that the training loop catches
+        loader = SkippedSamples(spare_workers(build_detection_train_loader(**args),
+                                              cfg.CLUSTER.PREEMPT_SIGNALS))
         loader.resumable_sampler = sampler
         loader.bad_file_limit = (limit, limit_text)
         # Loading the datasets (above) gave every registered COCO json its class names.
@@ -172,8 +176,8 @@ class SOLOTrainer(DefaultTrainer):
         """Detectron2's test loader with the SOLO mapper; images that cannot be read are
         skipped (logged; the evaluator leaves them out and reports them)."""
         register_cfg_datasets(cfg)
-        loader = build_detection_test_loader(
+        loader = spare_workers(build_detection_test_loader(
             cfg, dataset_name, mapper=MarkBadSamples(SOLODatasetMapper(cfg, False))
-        )
+        ), cfg.CLUSTER.PREEMPT_SIGNALS)
         check_dataset_classes([dataset_name], cfg.MODEL.SOLO.NUM_CLASSES)
         return DropSkippedSamples(loader)

@@ -6,9 +6,10 @@
 * Detectron2's ``comm`` (rank, machine-local rank and size) is set up under both, also for
   srun tasks on 2 "machines";
 * ``--num-gpus`` that disagrees with torchrun's processes is a one-line error;
-* SIGTERM to a ``--num-gpus 2`` run at a random iteration: exit status 75, a checkpoint of
-  the iteration the processes were in, and ``--resume`` reaches the final weights and losses
-  of an uninterrupted run (the training sampler continues where it stopped);
+* SIGTERM to every process of a ``--num-gpus 2`` run (data workers included) at a random
+  iteration: exit status 75, a checkpoint of the iteration the processes were in, and
+  ``--resume`` reaches the final weights and losses of an uninterrupted run (the training
+  sampler continues where it stopped);
 * SIGUSR1 (SLURM's warning) to one task only: both stop after the same iteration.
 """
 import json
@@ -26,6 +27,7 @@ from conftest import write_toy_coco
 from launch_helpers import (
     free_port,
     finish,
+    num_gpus,
     finish_all,
     losses,
     slurm_env,
@@ -51,7 +53,7 @@ def toy(tmp_path_factory):
 def reference(toy, tmp_path_factory):
     """An uninterrupted ``--num-gpus 2`` run: its output folder."""
     cwd = tmp_path_factory.mktemp("reference")
-    finish(start(cwd, ["--num-gpus", "2", *train_opts(*toy, cwd / "out", iters=ITERS)]))
+    finish(start(cwd, [*num_gpus(2), *train_opts(*toy, cwd / "out", iters=ITERS)]))
     return cwd / "out"
 
 
@@ -135,10 +137,13 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes_the_same_run(toy, r
                                                                           tmp_path):
     out = tmp_path / "out"
     at = random.randint(1, ITERS - 4)
-    args = ["--num-gpus", "2", *train_opts(*toy, out, iters=ITERS)]
+    # with a data worker per process: the signal goes to every process of the group, as
+    # schedulers send it, and must not kill the workers mid-iteration
+    args = [*num_gpus(2), *train_opts(*toy, out, iters=ITERS,
+                                      extra=["DATALOADER.NUM_WORKERS", "1"])]
     proc = start(tmp_path, args)
     wait_for_iteration(out, at, [proc])
-    proc.send_signal(signal.SIGTERM)  # to the launching process, as `kill PID` or a scheduler
+    os.killpg(proc.pid, signal.SIGTERM)
     log = finish(proc, status=EXIT_PREEMPTED)
     stopped = max(losses(out))
     assert at <= stopped <= at + 3, (at, stopped)  # the iteration the processes were in
@@ -149,10 +154,11 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes_the_same_run(toy, r
     assert ckpt["iteration"] == stopped and ckpt["trainer"]["iteration"] == stopped
     assert "LRScheduler" in ckpt["trainer"]["hooks"]  # the scheduler's state
     assert f"Preempted (SIGTERM): iteration {stopped} is in {out / name}" in log
+    assert "killed by signal" not in log and "exited unexpectedly" not in log
 
     log = finish(start(tmp_path, ["--resume", *args]))
     assert f"Starting training from iteration {stopped + 1}" in log
-    _assert_same_run(out, reference)
+    _assert_same_run(out, reference)  # the reference ran without data workers
 
 
 def test_a_signal_to_one_srun_task_stops_both_after_the_same_iteration(toy, tmp_path):
