@@ -129,6 +129,9 @@ def launch(
 def launch_options(cfg) -> Dict[str, Any]:
     """:func:`launch`'s keyword arguments from a yaml config: ``MODEL.DEVICE`` and the
     ``CLUSTER.*`` keys (a LazyConfig caller passes the same arguments itself)."""
+    if not cfg.CLUSTER.COLLECTIVE_TIMEOUT > 0:
+        raise ValueError(f"CLUSTER.COLLECTIVE_TIMEOUT={cfg.CLUSTER.COLLECTIVE_TIMEOUT}: "
+                         "expected seconds > 0")
     return dict(
         device=cfg.MODEL.DEVICE,
         timeout=timedelta(seconds=float(cfg.CLUSTER.COLLECTIVE_TIMEOUT)),
