@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -143,8 +144,10 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes_the_same_run(toy, r
                                       extra=["DATALOADER.NUM_WORKERS", "1"])]
     proc = start(tmp_path, args)
     wait_for_iteration(out, at, [proc])
+    signalled = time.time()
     os.killpg(proc.pid, signal.SIGTERM)
     log = finish(proc, status=EXIT_PREEMPTED)
+    exited = time.time()
     stopped = max(losses(out))
     assert at <= stopped <= at + 3, (at, stopped)  # the iteration the processes were in
     name = f"model_{stopped:07d}.pth"
@@ -154,6 +157,9 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes_the_same_run(toy, r
     assert ckpt["iteration"] == stopped and ckpt["trainer"]["iteration"] == stopped
     assert "LRScheduler" in ckpt["trainer"]["hooks"]  # the scheduler's state
     assert f"Preempted (SIGTERM): iteration {stopped} is in {out / name}" in log
+    print(f"SIGTERM to the process group of --num-gpus 2 (1 data worker each) -> checkpoint "
+          f"on disk after {os.path.getmtime(out / name) - signalled:.1f} s, exit 75 after "
+          f"{exited - signalled:.1f} s")
     assert "killed by signal" not in log and "exited unexpectedly" not in log
 
     # resumed without data workers (they change nothing in the data order; this saves their
@@ -168,8 +174,10 @@ def test_a_signal_to_one_srun_task_stops_both_after_the_same_iteration(toy, tmp_
     out = tmp_path / "out"
     procs = start_slurm_tasks(tmp_path, train_opts(*toy, out, iters=40))
     wait_for_iteration(out, 2, procs)
+    signalled = time.monotonic()
     procs[1].send_signal(signal.SIGUSR1)  # SLURM's warning signal, to rank 1 alone
     logs = finish_all(procs, status=EXIT_PREEMPTED)
+    print(f"SIGUSR1 to srun task 1 -> both exited 75 after {time.monotonic() - signalled:.1f} s")
     stopped = max(losses(out))
     assert stopped < 39
     assert (out / "last_checkpoint").read_text() == f"model_{stopped:07d}.pth"
