@@ -9,12 +9,17 @@ r"""Run a SOLO-family model on images and save the predictions drawn on them.
 
     python demo.py --config-file CFG --onnx export/model.onnx --input img1.png --output vis/
 
+    python demo.py --config-file configs/SOLOv2_R50_3x.yaml --input photo.jpg --output vis/ \
+        MODEL.WEIGHTS solo_d2://SOLOv2_R50_3x MODEL.DEVICE cpu
+
 Writes <output>/<input name>.png for every input: the image with the instance masks, class
 names and scores of the predictions whose score is at least --confidence-threshold (a video
 becomes <output>/<video name>.mp4). An input that cannot be read is reported with its path and
 skipped; the exit status is then 1. Class names are those the checkpoint carries (converted
-mmdet checkpoints), else those of DATASETS.TEST[0]. Without MODEL.WEIGHTS the model is
-untrained, and the demo says so. With --onnx the graph written by tools/export_model.py runs
+mmdet checkpoints), else those of DATASETS.TEST[0]. MODEL.WEIGHTS is a file, an http(s) URL
+or a name such as solo_d2://SOLOv2_R50_3x (mmdet's published COCO weights, downloaded once and
+converted; docs/MODEL_ZOO.md). Without MODEL.WEIGHTS the model is untrained, and the demo
+says so. With --onnx the graph written by tools/export_model.py runs
 in ONNX Runtime on the CPU instead of the PyTorch model (MODEL.WEIGHTS is then not read; the
 config gives the test resize and INPUT.FORMAT, the graph's metadata the class names).
 """
@@ -37,6 +42,7 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 
 import solo_d2  # noqa: F401  registers the SOLO meta-architecture, heads and datasets
 from solo_d2 import SOLOPredictor, get_solo_cfg
+from solo_d2.checkpoint import WEIGHTS_ERRORS
 from solo_d2.cli import readable_file, tool_parser
 from solo_d2.data import ImageReadError, read_image
 
@@ -234,7 +240,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(str(e))
     setup_logger(name="solo_d2")
     cfg = setup_cfg(args)
-    predictor = build_predictor(args, cfg)
+    try:
+        predictor = build_predictor(args, cfg)
+    except WEIGHTS_ERRORS as e:  # download, name, unreadable or unconvertible weights
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     metadata = demo_metadata(cfg, predictor)
     os.makedirs(args.output, exist_ok=True)
     if args.video_input is not None:

@@ -4,6 +4,8 @@ r"""Train and evaluate SOLO-family models with Detectron2 (solo_d2's SOLOTrainer
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --num-gpus 8
     python train_net.py --config-file configs/SOLO_R50_1x.yaml --eval-only MODEL.WEIGHTS out/model_final.pth
 
+MODEL.WEIGHTS is a file, an http(s) URL or a name (solo_d2://SOLOv2_R50_3x,
+torchvision://resnet50), downloaded once and converted on load (docs/MODEL_ZOO.md).
 --num-gpus is the number of processes per machine: GPUs with MODEL.DEVICE cuda, CPU processes
 (GLOO) with MODEL.DEVICE cpu. --num-machines, --machine-rank and --dist-url work as in
 Detectron2's tools/train_net.py. Under torchrun or srun every process is one rank and
@@ -11,13 +13,14 @@ Detectron2's tools/train_net.py. Under torchrun or srun every process is one ran
 """
 import argparse
 import os
+import sys
 
 import detectron2.utils.comm as comm
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils.logger import setup_logger
 
-from solo_d2.checkpoint import SOLOCheckpointer
+from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
 from solo_d2.cli import HelpFormatter
 from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch, launch_options
 
@@ -25,7 +28,8 @@ from solo_d2.engine import SOLOTrainer, get_solo_cfg, launch, launch_options
 def setup(args):
     cfg = get_solo_cfg(args.config_file, args.opts)
     default_setup(cfg, args)
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="solo_d2")
+    # solo_d2's own log lines (weights downloads and conversions), as Detectron2's projects do
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="solo_d2")
     return cfg
 
 
@@ -65,12 +69,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 if __name__ == "__main__":
     args = parse_args()
     print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-        **launch_options(get_solo_cfg(args.config_file, args.opts)),
-    )
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+            **launch_options(get_solo_cfg(args.config_file, args.opts)),
+        )
+    except WEIGHTS_ERRORS as e:  # MODEL.WEIGHTS not downloadable, unknown, unreadable
+        sys.exit(f"error: {e}")

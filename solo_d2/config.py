@@ -51,8 +51,8 @@ def add_solo_config(cfg: CN) -> None:
     _C.MODEL.SOLO.RECOMPUTE_NORM_ACT = True
     # Memory layout of the conv weights and the input batch: "channels_last" (NHWC),
     # "contiguous" (NCHW, PyTorch's default) or "auto": NHWC when MODEL.SOLO.TEST.AMP or
-    # SOLVER.AMP.ENABLED is set (measured faster under bf16 on the CPU, README "Mixed
-    # precision"), NCHW in fp32 (mmdet's summation order: the parity tests hold it to 1e-4).
+    # SOLVER.AMP.ENABLED is set (measured faster under bf16 on the CPU, docs/MIXED_PRECISION.md),
+    # NCHW in fp32 (mmdet's summation order: the parity tests hold it to 1e-4).
     _C.MODEL.SOLO.MEMORY_FORMAT = "auto"
 
     # SOLOv2 only: the unified mask-feature branch (mmdet MaskFeatModule).
@@ -95,7 +95,7 @@ def add_solo_config(cfg: CN) -> None:
     # Instances kept per image; -1: no limit.
     _C.MODEL.SOLO.TEST.MAX_PER_IMG = 100
     # Inference autocast dtype: "" (fp32), "bfloat16" or "float16"; convolutions run in it,
-    # mask projection of the candidates, scoring and Matrix NMS stay fp32 (README "Mixed precision").
+    # mask projection of the candidates, scoring and Matrix NMS stay fp32 (docs/MIXED_PRECISION.md).
     _C.MODEL.SOLO.TEST.AMP = ""
 
     # COCO-format datasets to register by name, for DATASETS.TRAIN / TEST without Python:

@@ -1,4 +1,6 @@
 """Shared fixtures: a tiny SOLO config and a tiny COCO-format dataset written to a temp dir."""
+import contextlib
+import logging
 import os
 
 import cv2
@@ -130,6 +132,36 @@ def require_mmdet():
         pytest.skip(f"mmdet 3.3.0 reference not importable: {mmdet_reference.import_error}",
                     allow_module_level=True)
     return mmdet_reference
+
+
+@contextlib.contextmanager
+def capture_logs(caplog, name: str = "solo_d2"):
+    """INFO records of logger ``name`` and its children into ``caplog``, also after an
+    in-process command line has set it up with Detectron2's ``setup_logger`` (which stops its
+    records from reaching the root logger, where caplog listens)."""
+    logger = logging.getLogger(name)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # caplog's root handler would see each record twice
+    try:
+        yield
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.fixture
+def weights_cache(tmp_path, monkeypatch):
+    """An empty weights cache ($FVCORE_CACHE) and torch.hub folder ($TORCH_HOME), no mirror."""
+    from solo_d2.checkpoint.download import MIRROR_ENV
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("FVCORE_CACHE", str(root))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    return root
 
 
 @pytest.fixture

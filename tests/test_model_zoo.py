@@ -39,3 +39,67 @@ def test_readme_snippet_runs_from_another_folder(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "built cpu" in r.stdout or "built cuda" in r.stdout
+
+
+# ------------------------------------------------------------------ published weights by name
+def test_checkpoint_url_of_each_config_is_its_weights_name():
+    from solo_d2.checkpoint import resolve_weights_name
+
+    url = solo_d2.model_zoo.get_checkpoint_url("SOLOv2_R50_3x.yaml")
+    assert url == ("https://download.openmmlab.com/mmdetection/v2.0/solov2/solov2_r50_fpn_3x_coco/"
+                   "solov2_r50_fpn_3x_coco_20220512_125856-fed092d4.pth")
+    assert resolve_weights_name("solo_d2://SOLOv2_R50_3x") == url
+    with pytest.raises(RuntimeError, match="'SOLOv2_R101_3x.yaml' has no published weights; "
+                       "configs that have: SOLO_R50_1x.yaml"):
+        solo_d2.model_zoo.get_checkpoint_url("SOLOv2_R101_3x.yaml")
+
+
+def test_get_trained_builds_the_published_model_offline_from_the_cache(tmp_path, monkeypatch):
+    """model_zoo.get(..., trained=True) with mmdet's full-size SOLOv2-light R18 (random weights,
+    saved as mmdet publishes) where the cache keeps its URL's file, as on a machine without
+    network: the converted weights and COCO's class names, no request to the mirror."""
+    import torch
+    from detectron2.data import MetadataCatalog
+
+    from conftest import require_mmdet
+    from solo_d2.checkpoint import (COCO_MODELS, cached_path, convert_state_dict,
+                                    resolve_weights_name)
+    from solo_d2.checkpoint.download import MIRROR_ENV
+    from solo_d2.checkpoint.mmdet import load_mmdet_config_file, mmdet_configs_dir
+    from weights_server import WeightsServer
+
+    ref = require_mmdet()
+    from mmengine.config import ConfigDict
+
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    mm = load_mmdet_config_file(os.path.join(
+        mmdet_configs_dir(), COCO_MODELS["SOLOv2_Light_R18_3x.yaml"].mmdet_config))
+    mm["model"]["backbone"]["init_cfg"] = None
+    mmdet_model = ref.import_mmdet().build(ConfigDict(mm["model"]))
+    coco = list(MetadataCatalog.get("coco_2017_val").thing_classes)
+    dst = cached_path(solo_d2.model_zoo.get_checkpoint_url("SOLOv2_Light_R18_3x.yaml"))
+    os.makedirs(os.path.dirname(dst))
+    ref.save_mmdet_checkpoint(mmdet_model, mm, dst, mmdet2=True, classes=coco, published=True)
+
+    # and the ImageNet start of the same config (trained=False): torchvision's ResNet-18
+    import torchvision
+    tv = torchvision.models.resnet18(weights=None).state_dict()
+    tv_dst = cached_path(resolve_weights_name("torchvision://resnet18"))
+    os.makedirs(os.path.dirname(tv_dst))
+    torch.save(tv, tv_dst)
+
+    with WeightsServer() as server:
+        monkeypatch.setenv(MIRROR_ENV, server.base)
+        model = solo_d2.model_zoo.get("SOLOv2_Light_R18_3x.yaml", trained=True)
+        untrained = solo_d2.model_zoo.get("SOLOv2_Light_R18_3x.yaml")
+        assert sum(server.requests.values()) == 0
+    assert type(model).__name__ == "SOLO" and model.thing_classes == coco
+    expected = convert_state_dict(mmdet_model.state_dict(), "SOLOV2Head", [2, 3, 4, 5])
+    ours = model.state_dict()
+    assert set(expected) == set(ours) - {"pixel_mean", "pixel_std"}
+    for k, v in expected.items():
+        assert torch.equal(ours[k], v), k
+    assert untrained.thing_classes == coco  # the config's DATASETS.TEST: coco_2017_val
+    assert torch.equal(untrained.state_dict()["backbone.bottom_up.stem.conv1.weight"],
+                       tv["conv1.weight"])

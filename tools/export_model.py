@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-r"""Export a SOLO-family model to ONNX, post-processing included (README "Deploy").
+r"""Export a SOLO-family model to ONNX, post-processing included (docs/DEPLOYMENT.md).
 
     python tools/export_model.py --config-file configs/SOLOv2_R50_1x.yaml --output export/ \
         [--sample-image img.jpg] [--opset 17] MODEL.WEIGHTS solov2_r50_1x.pth
@@ -41,13 +41,14 @@ def main(argv=None) -> int:
     from detectron2.utils.logger import setup_logger
 
     from solo_d2 import get_solo_cfg
+    from solo_d2.checkpoint import WEIGHTS_ERRORS
     from solo_d2.export import check_against_pytorch, export_from_config
 
     setup_logger(name="solo_d2")
     cfg = get_solo_cfg(args.config_file, args.opts)
     try:
         path = export_from_config(cfg, args.output, args.sample_image, opset=args.opset)
-    except ValueError as e:
+    except (ValueError, *WEIGHTS_ERRORS) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {path}")

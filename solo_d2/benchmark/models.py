@@ -60,12 +60,13 @@ def alt_cfg(cfg: CfgNode, vs_opts: str) -> CfgNode:
 
 def build_ours(cfg: CfgNode, load_weights: bool = True) -> nn.Module:
     """solo_d2's model in eval mode, with ``cfg.MODEL.WEIGHTS`` loaded when set and asked for."""
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
+
+    from solo_d2.checkpoint import SOLOCheckpointer
 
     model = build_model(cfg)
     if load_weights and cfg.MODEL.WEIGHTS:
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        SOLOCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     model.eval()
     return model
 

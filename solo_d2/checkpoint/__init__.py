@@ -1,6 +1,10 @@
-"""Checkpoints: the training checkpointer, code-free reading of files from elsewhere, and the
-converters of mmdet SOLO-family checkpoints and torchvision ImageNet ResNets."""
+"""Checkpoints: the training checkpointer, code-free reading of files from elsewhere, the
+converters of mmdet SOLO-family checkpoints and torchvision ImageNet ResNets, and weights by
+URL or by name (downloaded once, verified, converted on load)."""
+from .catalog import COCO_MODELS, PublishedModel, WeightsNameError, resolve_weights_name
 from .checkpointer import SOLOCheckpointer
+from .download import WeightsDownloadError, cached_path
+from .foreign import convert_foreign
 from .mmdet import (
     HEAD_KEY_TABLE,
     MMDetConversionError,
@@ -14,10 +18,26 @@ from .mmdet import (
     write_outputs,
 )
 from .safe_load import CheckpointReadError, load_numpy_pickle, load_torch_file
+from .path_handlers import PathManager, loadable_weights
 from .torchvision import convert_torchvision_resnet, save_d2_pickle
+
+# What loading MODEL.WEIGHTS can fail with, each one line naming the file or URL: the command
+# lines print it as "error: ..." instead of a traceback.
+WEIGHTS_ERRORS = (WeightsDownloadError, WeightsNameError, CheckpointReadError,
+                  MMDetConversionError)
 
 __all__ = [
     "SOLOCheckpointer",
+    "WEIGHTS_ERRORS",
+    "PathManager",
+    "loadable_weights",
+    "COCO_MODELS",
+    "PublishedModel",
+    "WeightsNameError",
+    "WeightsDownloadError",
+    "resolve_weights_name",
+    "cached_path",
+    "convert_foreign",
     "CheckpointReadError",
     "load_numpy_pickle",
     "load_torch_file",

@@ -22,19 +22,27 @@ foreign files.
   later inside the optimizer. Loading ``MODEL.WEIGHTS`` to fine-tune keeps Detectron2's
   behaviour: mismatched tensors are skipped with a warning.
 * ``.pkl`` weights are read by an unpickler that knows numpy arrays and nothing else
-  (Detectron2 unpickles them fully). ``.pth`` files go through ``torch.load(weights_only=True)``.
+  (Detectron2 unpickles them fully). ``.pth`` files go through the tensors-only reader
+  (:func:`~.safe_load.load_torch_file`).
+* Weights from elsewhere load as they are: ``MODEL.WEIGHTS`` may be an ``http(s)://`` URL or a
+  name (``solo_d2://SOLOv2_R50_3x``, ``torchvision://resnet50``), downloaded once, verified and
+  converted (:mod:`.path_handlers`), and a local mmdet or torchvision checkpoint file is
+  recognised and converted on load (:mod:`.foreign`).
 """
 import errno
 import glob
 import os
 import re
 from typing import Any, Callable, Dict, IO, List, Optional, Sequence
+from urllib.parse import urlparse
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from ..exit_status import EXIT_CHECKPOINT_WRITE, RunStopped
-from .safe_load import is_complete_torch_file, load_numpy_pickle
+from .foreign import convert_foreign
+from .safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
+                        load_torch_file)
 
 __all__ = ["CheckpointWriteError", "SOLOCheckpointer", "atomic_write", "is_run_checkpoint"]
 
@@ -142,9 +150,12 @@ class SOLOCheckpointer(DetectionCheckpointer):
 
     _resuming_from: Optional[str] = None  # the checkpoint being resumed from, during load()
 
-    def __init__(self, model, save_dir: str = "", *, defer_write_errors: bool = False,
-                 **kwargs):
-        super().__init__(model, save_dir, **kwargs)
+    def __init__(self, model, save_dir: str = "", *, save_to_disk: Optional[bool] = None,
+                 defer_write_errors: bool = False, **checkpointables: Any) -> None:
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        from .path_handlers import PathManager  # imports this module: not at the top
+
+        self.path_manager = PathManager  # weights by URL and by name
         self.defer_write_errors = defer_write_errors
         self.write_error = ""
 
@@ -232,6 +243,13 @@ class SOLOCheckpointer(DetectionCheckpointer):
         return bool(self.get_checkpoint_file())
 
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
+        local = urlparse(path)._replace(query="").geturl() if path else path
+        if local and "://" not in local and not os.path.isfile(local):
+            raise CheckpointReadError(
+                f"MODEL.WEIGHTS {path!r}: no such file (expected a checkpoint file, an "
+                "http(s):// URL, or a name such as solo_d2://SOLOv2_R50_3x or "
+                "torchvision://resnet50)"
+            )
         # Loading the trainer / optimizer state means resuming: shapes must then match.
         resuming = checkpointables is None or len(checkpointables) > 0
         self._resuming_from = path if resuming else None
@@ -253,7 +271,12 @@ class SOLOCheckpointer(DetectionCheckpointer):
         return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
 
     def _torch_load(self, f: str) -> Dict[str, Any]:
-        return torch.load(f, map_location="cpu", weights_only=True)
+        data = load_torch_file(f)
+        converted = convert_foreign(data, f)
+        if converted is None:
+            return data
+        self.logger.info(f"{f}: a {converted['__author__']} checkpoint, converted on load")
+        return converted
 
     def _load_model(self, checkpoint: Dict[str, Any]):
         if self._resuming_from is not None:

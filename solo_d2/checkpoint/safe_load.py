@@ -6,8 +6,9 @@ Unpickling can call any function a file names. Two readers here never do:
   Classes a file names beyond tensors and containers (mmengine's ``HistoryBuffer`` and numpy
   arrays in an mmdet checkpoint's ``meta`` or ``message_hub``) become inert
   :class:`OpaqueObject` stand-ins that hold their arguments and state as data; torch's
-  blocklisted modules (``os``, ``subprocess``, ...) are refused. Only ``trusted=True``, the
-  user's explicit word, unpickles a file fully.
+  blocklisted modules (``os``, ``subprocess``, ...) are refused. Both of torch's formats are
+  read: the zip format and the legacy one (mmdet's published checkpoints are written in
+  it). Only ``trusted=True``, the user's explicit word, unpickles a file fully.
 * :func:`load_numpy_pickle` reads Detectron2's model-zoo ``.pkl`` files (dicts of numpy
   arrays) with an unpickler that knows numpy's array constructors and nothing else.
 
@@ -83,6 +84,11 @@ def is_complete_torch_file(path: str) -> bool:
         return False
 
 
+# most classes other than tensors and containers that one checkpoint may name (mmengine's
+# HistoryBuffer, numpy's array and scalar constructors and dtypes, ...)
+_MAX_FOREIGN_CLASSES = 32
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
@@ -124,23 +130,30 @@ def load_torch_file(path: str, *, trusted: bool = False) -> Any:
                 f"({_first_line(e)})"
             ) from e
         refused = e
-    if not is_complete_torch_file(path):
-        raise CheckpointReadError(
-            f"{path}: refused by the tensors-only unpickler ({_blocked_global(refused)}) and not "
-            "in torch.save's zip format, where other classes could be read without running "
-            "them; load it as trusted (--trusted) only if you trust its source"
-        )
-    names = get_unsafe_globals_in_checkpoint(path)
-    try:
-        with safe_globals([(_opaque_class(n), n) for n in names]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointReadError(
-            f"{path}: names {_blocked_global(e)}, which could run code when loaded; refused "
-            "(load it as trusted, --trusted, only if you trust its source)"
-        ) from e
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointReadError(f"{path}: corrupt checkpoint ({_first_line(e)})") from e
+    if is_complete_torch_file(path):
+        names = get_unsafe_globals_in_checkpoint(path)
+    else:
+        # torch's legacy (non-zip) format, which mmdet's publish_model.py writes: its globals
+        # cannot be listed up front, so they are learnt one refusal at a time.
+        names = [_blocked_global(refused)]
+    for _ in range(_MAX_FOREIGN_CLASSES):
+        try:
+            with safe_globals([(_opaque_class(n), n) for n in names]):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            found = _blocked_global(e)
+            if "GLOBAL" not in str(e) or "is blocked" in str(e) or found in names:
+                raise CheckpointReadError(
+                    f"{path}: names {found}, which could run code when loaded; refused "
+                    "(load it as trusted, --trusted, only if you trust its source)"
+                ) from e
+            names.append(found)
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointReadError(f"{path}: corrupt checkpoint ({_first_line(e)})") from e
+    raise CheckpointReadError(
+        f"{path}: names more than {_MAX_FOREIGN_CLASSES} classes beyond tensors and "
+        "containers; refused (load it as trusted, --trusted, only if you trust its source)"
+    )
 
 
 def _numpy_globals() -> Dict[Tuple[str, str], Any]:

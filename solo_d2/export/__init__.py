@@ -1,5 +1,5 @@
 """ONNX export of SOLO-family models with their whole post-processing, and an ONNX Runtime
-predictor (see README "Deploy")."""
+predictor (see docs/DEPLOYMENT.md)."""
 from .compare import ParityReport, check_against_pytorch, compare_outputs, pytorch_outputs
 from .graph import SOLOExportModule, check_exportable
 from .onnx_export import DEFAULT_OPSET, export_from_config, export_onnx

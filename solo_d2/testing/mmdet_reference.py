@@ -256,9 +256,11 @@ def shift_head_biases(model, cls_shift: float, mask_shift: float, cls_gain: floa
 
 
 def save_mmdet_checkpoint(model, cfg, path: str, mmdet2: bool = False,
-                          classes: Optional[List[str]] = None) -> None:
+                          classes: Optional[List[str]] = None, published: bool = False) -> None:
     """Save as mmdet does: {"state_dict", "meta"} with the config text in meta["cfg"] (3.x)
-    or meta["config"] (2.x) and the class names in dataset_meta / CLASSES."""
+    or meta["config"] (2.x) and the class names in dataset_meta / CLASSES. ``published``:
+    in torch's legacy (non-zip) format, as mmdet's ``tools/model_converters/publish_model.py``
+    writes the checkpoints mmdet publishes."""
     meta: Dict[str, Any] = {}
     text = config_text(cfg)
     if mmdet2:
@@ -269,7 +271,8 @@ def save_mmdet_checkpoint(model, cfg, path: str, mmdet2: bool = False,
         meta.update(cfg=text, mmdet_version="3.3.0")
         if classes:
             meta["dataset_meta"] = dict(classes=tuple(classes))
-    torch.save({"state_dict": model.state_dict(), "meta": meta}, path)
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, path,
+               _use_new_zipfile_serialization=not published)
 
 
 def mmdet_head_forward(model, inputs: torch.Tensor, train: bool):

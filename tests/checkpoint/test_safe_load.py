@@ -37,8 +37,9 @@ class Evil:
 '''
 
 
-def _write_foreign_checkpoint(tmp_path, evil: bool) -> str:
-    """An mmengine-style checkpoint: tensors, plus objects of a module the reader lacks."""
+def _write_foreign_checkpoint(tmp_path, evil: bool, legacy: bool = False) -> str:
+    """An mmengine-style checkpoint: tensors, plus objects of a module the reader lacks;
+    ``legacy``: in torch's non-zip format, as mmdet's publish_model.py writes them."""
     (tmp_path / "foreign_mod.py").write_text(_MODULE)
     path = str(tmp_path / ("evil.pth" if evil else "mm.pth"))
     script = textwrap.dedent(f"""
@@ -49,14 +50,15 @@ def _write_foreign_checkpoint(tmp_path, evil: bool) -> str:
         extra = foreign_mod.Evil({str(tmp_path / "pwned")!r}) if {evil} else None
         torch.save({{"state_dict": {{"w": torch.arange(3.0)}}, "meta": meta,
                     "message_hub": {{"loss": foreign_mod.HistoryBuffer(), "arr": np.ones(2)}},
-                    "extra": extra}}, {path!r})
+                    "extra": extra}}, {path!r}, _use_new_zipfile_serialization={not legacy})
     """)
     subprocess.run([sys.executable, "-c", script], check=True)
     return path
 
 
-def test_foreign_objects_are_inert_stand_ins(tmp_path):
-    ckpt = load_torch_file(_write_foreign_checkpoint(tmp_path, evil=False))
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_foreign_objects_are_inert_stand_ins(tmp_path, legacy):
+    ckpt = load_torch_file(_write_foreign_checkpoint(tmp_path, evil=False, legacy=legacy))
     assert torch.equal(ckpt["state_dict"]["w"], torch.arange(3.0))
     assert ckpt["meta"]["dataset_meta"]["classes"] == ("a", "b")
     hub = ckpt["message_hub"]["loss"]
@@ -65,8 +67,9 @@ def test_foreign_objects_are_inert_stand_ins(tmp_path):
     assert "foreign_mod" not in sys.modules
 
 
-def test_code_in_a_checkpoint_never_runs(tmp_path):
-    path = _write_foreign_checkpoint(tmp_path, evil=True)
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_code_in_a_checkpoint_never_runs(tmp_path, legacy):
+    path = _write_foreign_checkpoint(tmp_path, evil=True, legacy=legacy)
     with pytest.raises(CheckpointReadError, match="system.*could run code"):
         load_torch_file(path)
     assert not (tmp_path / "pwned").exists()

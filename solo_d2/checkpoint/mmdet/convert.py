@@ -64,6 +64,7 @@ def convert_mmdet_checkpoint(
     mmdet_config: Optional[str] = None,
     weights_path: str = "",
     trusted: bool = False,
+    name: Optional[str] = None,
 ) -> Tuple[Dict[str, Any], "CfgNode", Optional[List[str]]]:
     """Convert an mmdet SOLO-family checkpoint.
 
@@ -72,6 +73,7 @@ def convert_mmdet_checkpoint(
         mmdet_config: optional path of the mmdet ``.py`` config (overrides the embedded one).
         weights_path: written into the config as MODEL.WEIGHTS.
         trusted: the user trusts the checkpoint file: unpickle it fully (may run code).
+        name: how messages call the checkpoint (default: its path, or "checkpoint").
     Returns:
         ``(d2_checkpoint, cfg, class_names)``: ``{"model", "__author__",
         "matching_heuristics": False[, "thing_classes"]}``, the Detectron2 CfgNode and the
@@ -81,7 +83,8 @@ def convert_mmdet_checkpoint(
         ckpt = load_mmdet_checkpoint(checkpoint, trusted=trusted)
     else:
         ckpt = checkpoint
-    name = checkpoint if isinstance(checkpoint, str) else "checkpoint"
+    if name is None:
+        name = checkpoint if isinstance(checkpoint, str) else "checkpoint"
     require(isinstance(ckpt, dict), f"{name}: expected a dict, found {type(ckpt).__name__}")
     state_dict = ckpt.get("state_dict", ckpt.get("model"))
     require(isinstance(state_dict, dict),
