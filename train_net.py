@@ -13,7 +13,8 @@ MODEL.WEIGHTS (a LazyConfig's train.init_checkpoint) is a file, an http(s) URL o
 (docs/MODEL_ZOO.md).
 --num-gpus is the number of processes per machine: GPUs with MODEL.DEVICE / train.device
 cuda, CPU processes (GLOO) with cpu. --num-machines, --machine-rank and --dist-url work as in
-Detectron2's tools/train_net.py.
+Detectron2's tools/train_net.py. Under torchrun or srun every process is one rank and
+--num-gpus spawns nothing (docs/CLUSTERS.md, also for exit statuses and preemption).
 """
 import argparse
 import os
@@ -26,8 +27,8 @@ from detectron2.utils.logger import setup_logger
 
 from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
 from solo_d2.cli import HelpFormatter
-from solo_d2.engine import launch, load_config, trainer_class
-from solo_d2.engine.configs import config_device, config_output_dir, config_weights, is_lazy
+from solo_d2.engine import launch, launch_options, load_config, trainer_class
+from solo_d2.engine.configs import config_output_dir, config_weights, is_lazy
 
 
 def setup(args):
@@ -83,7 +84,7 @@ if __name__ == "__main__":
             machine_rank=args.machine_rank,
             dist_url=args.dist_url,
             args=(args,),
-            device=config_device(load_config(args.config_file, args.opts)),
+            **launch_options(load_config(args.config_file, args.opts)),
         )
     except WEIGHTS_ERRORS as e:  # weights not downloadable, unknown, unreadable
         sys.exit(f"error: {e}")

@@ -119,3 +119,21 @@ def add_solo_config(cfg: CN) -> None:
     # for it): "auto" (float16 with grad scaling on CUDA, Detectron2's; bfloat16 on the CPU),
     # "float16" (grad scaling) or "bfloat16" (no scaling needed: fp32's exponent range).
     _C.SOLVER.AMP.PRECISION = "auto"
+
+    # Distinct bad files (unreadable image, annotation that cannot become a mask) a training
+    # run skips before it stops with their list (exit status 65): a whole number >= 1 is a
+    # count, a value in (0, 1) a fraction of the training images, 0 none, negative no limit.
+    _C.DATALOADER.MAX_BAD_FILES = 0.001
+
+    # Long runs on clusters (docs/CLUSTERS.md); read by solo_d2.engine.launch and SOLOTrainer.
+    _C.CLUSTER = CN()
+    # Signals on which training finishes its iteration, writes a checkpoint and exits with
+    # status 75 (preemption; SLURM warns with SIGUSR1). [] keeps the signals' default action.
+    _C.CLUSTER.PREEMPT_SIGNALS = ["SIGTERM", "SIGUSR1"]
+    # Seconds between two heartbeats of every process of a multi-process run.
+    _C.CLUSTER.HEARTBEAT_PERIOD = 5.0
+    # Seconds without a heartbeat after which a process is dead: the others stop (exit status
+    # 76) instead of waiting for COLLECTIVE_TIMEOUT.
+    _C.CLUSTER.DEAD_PROCESS_TIMEOUT = 120.0
+    # Seconds a collective (all-reduce, barrier) may wait for every process (Detectron2's 30 min).
+    _C.CLUSTER.COLLECTIVE_TIMEOUT = 1800.0

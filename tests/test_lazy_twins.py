@@ -119,6 +119,8 @@ def test_twin_trains_the_same(name):
     if t.clip_grad.enabled:
         assert (t.clip_grad.max_norm, t.clip_grad.norm_type) == (clip.CLIP_VALUE, clip.NORM_TYPE)
     assert t.init_checkpoint == ycfg.MODEL.WEIGHTS  # torchvision://resnet50 ...
+    assert d.max_bad_files == ycfg.DATALOADER.MAX_BAD_FILES
+    assert {k.upper(): v for k, v in t.cluster.items()} == dict(ycfg.CLUSTER)
 
     ours, theirs = _meta_models(ycfg, lcfg)
     y_opt = build_solo_optimizer(ycfg, theirs)

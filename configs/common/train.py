@@ -3,7 +3,8 @@ Detectron2's configs/common/train.py, plus what solo_d2's yaml configs also set.
 
 ``train.amp.precision``: "auto" (float16 with grad scaling on CUDA, bfloat16 on the CPU),
 "float16" or "bfloat16" (yaml SOLVER.AMP.PRECISION). ``train.clip_grad``: one norm over all
-gradients, as mmdet's ``clip_grad`` (yaml CLIP_TYPE "full_model").
+gradients, as mmdet's ``clip_grad`` (yaml CLIP_TYPE "full_model"). ``train.cluster``: long
+runs on clusters, the yaml CLUSTER.* keys in lower case (docs/CLUSTERS.md).
 """
 train = dict(
     output_dir="./output",
@@ -18,4 +19,11 @@ train = dict(
     log_period=20,
     device="cuda",
     seed=-1,
+    cluster=dict(
+        # signals on which training checkpoints its iteration and exits with status 75
+        preempt_signals=["SIGTERM", "SIGUSR1"],
+        heartbeat_period=5.0,  # seconds between two heartbeats of every process
+        dead_process_timeout=120.0,  # seconds without one: the others stop (exit status 76)
+        collective_timeout=1800.0,  # seconds a collective may wait (Detectron2's 30 min)
+    ),
 )

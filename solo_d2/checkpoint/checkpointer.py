@@ -1,10 +1,22 @@
-"""Detectron2's DetectionCheckpointer, made safe against interrupted saves and foreign files.
+"""Detectron2's DetectionCheckpointer, made safe against interrupted saves, full disks and
+foreign files.
 
 * Saves are atomic: a checkpoint is written to a temporary file beside its final name and
   renamed when complete, and so is ``last_checkpoint``. A run killed while saving leaves the
   previous checkpoints as they were and no file cut short under a checkpoint's name.
-* Resuming picks the newest *complete* checkpoint, should ``last_checkpoint`` name a file that
-  is missing or cut short (written by an older, non-atomic save).
+* A save that fails (disk full, quota, read-only folder) leaves the previous checkpoint and
+  ``last_checkpoint`` as they were and raises :class:`CheckpointWriteError` (exit status 74)
+  saying so, not torch.save's error from deep inside. With ``defer_write_errors`` (the
+  trainer's: Detectron2 saves on rank 0 alone), the error is kept in :attr:`write_error` for
+  the trainer's hook to raise on every process together
+  (:class:`~solo_d2.engine.agreed_stop.AgreedStopHook`).
+* Resuming takes only checkpoints the trainer wrote: ``model_NNNNNNN.pth`` or
+  ``model_final.pth``, complete, holding what this checkpointer saves (for a trainer's: its
+  iteration and optimizer state); ``last_checkpoint``'s if it is one, else the one of the
+  highest iteration. A converted
+  mmdet model or downloaded weights kept in the output folder are never resumed from: with no
+  checkpoint of the run, ``--resume`` starts from ``MODEL.WEIGHTS`` at iteration 0, as
+  Detectron2 does, and says so.
 * Resuming into a model whose parameter shapes differ from the checkpoint's (a changed
   ``MODEL.SOLO.NUM_CLASSES``, say) stops with the shapes and the way out, instead of failing
   later inside the optimizer. Loading ``MODEL.WEIGHTS`` to fine-tune keeps Detectron2's
@@ -17,50 +29,135 @@
   converted (:mod:`.path_handlers`), and a local mmdet or torchvision checkpoint file is
   recognised and converted on load (:mod:`.foreign`).
 """
+import errno
 import glob
 import os
-from typing import Any, Callable, Dict, IO, List, Optional
+import re
+from typing import Any, Callable, Dict, IO, List, Optional, Sequence
 from urllib.parse import urlparse
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ..exit_status import EXIT_CHECKPOINT_WRITE, RunStopped
 from .foreign import convert_foreign
 from .safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
                         load_torch_file)
 
-__all__ = ["SOLOCheckpointer", "atomic_write"]
+__all__ = ["CheckpointWriteError", "SOLOCheckpointer", "atomic_write", "is_run_checkpoint"]
 
 _TMP_SUFFIX = ".incomplete"
+#: file names the trainer gives its checkpoints (Detectron2's PeriodicCheckpointer's)
+_RUN_CHECKPOINT = re.compile(r"model_(\d{7}|final)\.pth")
+
+
+class CheckpointWriteError(RunStopped):
+    """A checkpoint could not be written; the previous one is intact (exit status 74).
+    ``agreed``: every process raises it together."""
+
+    exit_status = EXIT_CHECKPOINT_WRITE
+
+    def __init__(self, message: str, agreed: bool = False):
+        super().__init__(message)
+        self.agreed = agreed
+
+
+class _RecordingWriter:
+    """A file's ``write`` that remembers the first OSError (torch.save may report a failed
+    write as its own RuntimeError, without the errno)."""
+
+    def __init__(self, f: IO[bytes]):
+        self._f = f
+        self.error: Optional[OSError] = None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self._f.flush()
 
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(f)`` on a temporary file next to ``path``, then rename it to ``path``: the
-    file under ``path`` is either the old one or the complete new one."""
+    file under ``path`` is either the old one or the complete new one. A failed write raises
+    the OSError that caused it (``ENOSPC``, ...), whatever the writer made of it."""
     tmp = f"{path}{_TMP_SUFFIX}"
+    recorder = None
     try:
         with open(tmp, "wb") as f:
-            write(f)
+            recorder = _RecordingWriter(f)
+            write(recorder)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:
+        if recorder is not None and recorder.error is not None and recorder.error is not e:
+            raise recorder.error from None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.remove(tmp)
 
 
+def is_run_checkpoint(path: str, checkpointables: Sequence[str] = ("trainer",)) -> bool:
+    """Whether ``path`` is a checkpoint a trainer's checkpointer wrote: named
+    ``model_NNNNNNN.pth`` or ``model_final.pth``, complete, holding the model and the state
+    of each of ``checkpointables`` (for "trainer": the iteration and the optimizer state)."""
+    if not _RUN_CHECKPOINT.fullmatch(os.path.basename(path)) or not is_complete_torch_file(path):
+        return False
+    try:  # mmap: the tensors are not read
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return False
+    if not isinstance(data, dict) or "model" not in data:
+        return False
+    if any(key not in data for key in checkpointables):
+        return False
+    if "trainer" in checkpointables:
+        trainer = data["trainer"] if isinstance(data["trainer"], dict) else {}
+        inner = trainer.get("_trainer") if isinstance(trainer.get("_trainer"), dict) else {}
+        return "iteration" in trainer and ("optimizer" in trainer or "optimizer" in inner)
+    return True
+
+
+def _write_failed(save_file: str, e: OSError, previous: str) -> str:
+    code = errno.errorcode.get(e.errno, "") if e.errno else ""
+    reason = f"{e.strerror or e}" + (f" ({code})" if code else "")
+    kept = (f"the previous checkpoint {previous} is intact and last_checkpoint still names it"
+            if previous else "no earlier checkpoint of this run exists")
+    hint = ("Free space on that disk (or move OUTPUT_DIR), then continue with --resume."
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else
+            "Make OUTPUT_DIR writable, then continue with --resume.")
+    return (f"Could not write the checkpoint {save_file}: {reason}. Nothing was written under "
+            f"its name; {kept}. {hint}")
+
+
 class SOLOCheckpointer(DetectionCheckpointer):
-    """DetectionCheckpointer with atomic saves, resume from the last complete checkpoint,
-    a clear stop when resuming into different shapes, and code-free ``.pkl`` reading."""
+    """DetectionCheckpointer with atomic saves, a clear stop when a save fails, resume from the
+    run's own last complete checkpoint only, a clear stop when resuming into different shapes,
+    and code-free ``.pkl`` reading (see the module docstring).
+
+    Args:
+        defer_write_errors: a failed write is logged and kept in :attr:`write_error` (the
+            message) instead of raised, for a caller that makes every process stop together
+            (the trainer's :class:`~solo_d2.engine.agreed_stop.AgreedStopHook`).
+        Other arguments: DetectionCheckpointer's.
+    """
 
     _resuming_from: Optional[str] = None  # the checkpoint being resumed from, during load()
 
     def __init__(self, model, save_dir: str = "", *, save_to_disk: Optional[bool] = None,
-                 **checkpointables: Any) -> None:
+                 defer_write_errors: bool = False, **checkpointables: Any) -> None:
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
         from .path_handlers import PathManager  # imports this module: not at the top
 
         self.path_manager = PathManager  # weights by URL and by name
+        self.defer_write_errors = defer_write_errors
+        self.write_error = ""
 
     def _is_local(self) -> bool:
         return bool(self.save_dir) and "://" not in self.save_dir
@@ -68,15 +165,24 @@ class SOLOCheckpointer(DetectionCheckpointer):
     def save(self, name: str, **kwargs: Any) -> None:
         if not (self._is_local() and self.save_to_disk):
             return super().save(name, **kwargs)
+        save_file = os.path.join(self.save_dir, f"{name}.pth")
+        tag = os.path.join(self.save_dir, "last_checkpoint")
+        previous = super().get_checkpoint_file() if os.path.isfile(tag) else ""
         data = {"model": self.model.state_dict()}
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(kwargs)
-        basename = f"{name}.pth"
-        save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
-        atomic_write(save_file, lambda f: torch.save(data, f))
-        self.tag_last_checkpoint(basename)
+        try:
+            os.makedirs(self.save_dir, exist_ok=True)
+            atomic_write(save_file, lambda f: torch.save(data, f))
+            self.tag_last_checkpoint(os.path.basename(save_file))
+        except OSError as e:
+            message = _write_failed(save_file, e, previous)
+            if not self.defer_write_errors:
+                raise CheckpointWriteError(message) from None
+            self.logger.error(message)
+            self.write_error = self.write_error or message
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         if not self._is_local():
@@ -93,24 +199,44 @@ class SOLOCheckpointer(DetectionCheckpointer):
             os.remove(path)
 
     def get_checkpoint_file(self) -> str:
-        """The checkpoint ``last_checkpoint`` names if it is complete, else the newest complete
-        ``.pth`` in the folder ("" when there is none)."""
+        """The checkpoint to resume from: ``last_checkpoint``'s if it is one of the run's
+        (:func:`is_run_checkpoint`), else the run's checkpoint of the highest iteration, else
+        "" (other ``.pth`` files in the folder are never taken)."""
         tagged = super().get_checkpoint_file()
-        if not self._is_local() or (tagged and is_complete_torch_file(tagged)):
+        if not self._is_local():
             return tagged
-        complete = [p for p in self.get_all_checkpoint_files() if is_complete_torch_file(p)]
-        if not complete:
-            return ""
-        newest = max(complete, key=os.path.getmtime)
-        self.logger.warning(
-            f"{tagged or 'last_checkpoint'} is missing or incomplete; resuming from {newest}, "
-            "the newest complete checkpoint"
-        )
+        ours = list(self.checkpointables)
+        if tagged and is_run_checkpoint(tagged, ours):
+            return tagged
+
+        def order(path: str):
+            number = _RUN_CHECKPOINT.fullmatch(os.path.basename(path)).group(1)
+            return (number == "final", number)
+
+        names = [p for p in self.get_all_checkpoint_files()
+                 if _RUN_CHECKPOINT.fullmatch(os.path.basename(p))]
+        newest = next((p for p in sorted(names, key=order, reverse=True)
+                       if is_run_checkpoint(p, ours)), "")
+        if newest:
+            self.logger.warning(
+                f"{tagged or 'last_checkpoint'} is missing, incomplete or not a checkpoint of "
+                f"this trainer; resuming from {newest}, the run's newest complete checkpoint")
         return newest
 
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
         if resume and self._is_local() and self.save_to_disk and os.path.isdir(self.save_dir):
             self._remove_leftovers()
+        if resume and self._is_local() and not self.has_checkpoint():
+            others = (sorted(os.path.basename(p) for p in self.get_all_checkpoint_files())
+                      if os.path.isdir(self.save_dir) else [])
+            self.logger.info(
+                f"--resume: no checkpoint of this run in {self.save_dir} (model_NNNNNNN.pth or "
+                "model_final.pth with the trainer's iteration and optimizer state)"
+                + (f"; not resuming from {', '.join(others)}, which the trainer did not write"
+                   if others else "")
+                + f". Starting from MODEL.WEIGHTS ({path or 'empty: random initialisation'}) "
+                "at iteration 0."
+            )
         return super().resume_or_load(path, resume=resume)
 
     def has_checkpoint(self) -> bool:

@@ -8,7 +8,8 @@ through :func:`load_config` and read what they need with the functions here, so 
 tool has one code path for both.
 """
 import copy
-from typing import List, Sequence, Union
+import functools
+from typing import Any, List, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import CfgNode, LazyConfig, instantiate
@@ -17,6 +18,7 @@ from detectron2.modeling import build_model
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from ..config import add_solo_config
 from ..data.cfg_datasets import register_cfg_datasets, register_coco_datasets
 from ..data.transforms import build_solo_augmentation
 
@@ -32,6 +34,8 @@ __all__ = [
     "set_config_weights",
     "config_output_dir",
     "config_num_classes",
+    "cluster_setting",
+    "max_bad_files",
     "build_solo_model",
     "test_augmentations",
     "test_augmentation",
@@ -155,6 +159,44 @@ def config_output_dir(cfg: AnyConfig) -> str:
 def config_num_classes(cfg: AnyConfig) -> int:
     """The model's class count: MODEL.SOLO.NUM_CLASSES / ``model.num_classes``."""
     return cfg.model.num_classes if is_lazy(cfg) else cfg.MODEL.SOLO.NUM_CLASSES
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml_defaults() -> CfgNode:
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_solo_config(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def cluster_setting(cfg: AnyConfig, name: str) -> Tuple[Any, str]:
+    """``(value, key)`` of a cluster setting ("preempt_signals", "heartbeat_period",
+    "dead_process_timeout", "collective_timeout"): CLUSTER.<NAME> of a yaml config,
+    ``train.cluster.<name>`` of a LazyConfig (the yaml default when it has none, so that a
+    LazyConfig written before these settings keeps working). ``key`` is the setting as the
+    config spells it, for messages."""
+    if not is_lazy(cfg):
+        return cfg.CLUSTER[name.upper()], f"CLUSTER.{name.upper()}"
+    key = f"train.cluster.{name}"
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None:
+        value = _yaml_defaults().CLUSTER[name.upper()]
+    elif isinstance(value, ListConfig):
+        value = list(value)
+    return value, key
+
+
+def max_bad_files(cfg: AnyConfig) -> Tuple[float, str]:
+    """``(value, key)`` of the bad files a training run tolerates
+    (:func:`~solo_d2.data.bad_files.bad_file_limit`): DATALOADER.MAX_BAD_FILES, a LazyConfig's
+    ``dataloader.max_bad_files`` (the yaml default when it has none)."""
+    if not is_lazy(cfg):
+        return cfg.DATALOADER.MAX_BAD_FILES, "DATALOADER.MAX_BAD_FILES"
+    key = "dataloader.max_bad_files"
+    value = OmegaConf.select(cfg, key, default=None)
+    return (_yaml_defaults().DATALOADER.MAX_BAD_FILES if value is None else value), key
 
 
 def build_solo_model(cfg: AnyConfig, device: str = "") -> nn.Module:

@@ -1,5 +1,6 @@
 """COCO evaluation of SOLO predictions: Detectron2's COCOEvaluator on masks and their boxes,
-tolerant of the degenerate polygons that Detectron2 already skips in training."""
+tolerant of the degenerate polygons that Detectron2 already skips in training, and of images
+the test loader had to skip."""
 import logging
 
 from detectron2.evaluation import COCOEvaluator
@@ -17,6 +18,11 @@ class SOLOCOCOEvaluator(COCOEvaluator):
     such polygons when loading for training. Here they are dropped from the evaluation's
     ground truth the same way (an object left with no polygon is left out), with a warning
     that counts them.
+
+    Images of the dataset that no prediction record came for (the test loader skipped them:
+    unreadable, :mod:`solo_d2.data.bad_files`) are left out of COCOeval, so that their
+    objects do not count as misses; the log names them and the results hold their number
+    under ``"skipped_images"`` (``{"count": n}``, also in ``metrics.json`` during training).
     """
 
     def __init__(self, dataset_name: str, output_dir=None, **kwargs):
@@ -46,3 +52,20 @@ class SOLOCOCOEvaluator(COCOEvaluator):
         )
         dataset["annotations"] = kept
         self._coco_api.createIndex()
+
+    def _eval_predictions(self, predictions, img_ids=None):
+        if img_ids is None:
+            seen = {p["image_id"] for p in predictions}
+            missing = [i for i in self._coco_api.getImgIds() if i not in seen]
+            if missing:
+                names = [self._coco_api.imgs[i].get("file_name", str(i)) for i in missing]
+                logger.warning(
+                    f"{len(missing)} of {len(self._coco_api.getImgIds())} images were skipped "
+                    f"(could not be read) and are left out of the evaluation: "
+                    f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+                img_ids = sorted(seen)
+            super()._eval_predictions(predictions, img_ids=img_ids)
+            if missing:
+                self._results["skipped_images"] = {"count": len(missing)}
+            return
+        super()._eval_predictions(predictions, img_ids=img_ids)

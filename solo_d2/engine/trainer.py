@@ -8,7 +8,14 @@
   for a CPU model),
 * class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` before the first
   iteration,
-* atomic checkpoints and a safe resume (:class:`~solo_d2.checkpoint.SOLOCheckpointer`),
+* atomic checkpoints, a clear stop on a failed save, and a resume from the run's own
+  checkpoints only (:class:`~solo_d2.checkpoint.SOLOCheckpointer`), where the training sampler
+  continues after the images already seen (:class:`~solo_d2.data.resumable_sampler.ResumableSampler`),
+* bad files skipped, counted and limited (``DATALOADER.MAX_BAD_FILES``,
+  :mod:`solo_d2.engine.bad_files`), and left out of evaluation,
+* preemption signals (``CLUSTER.PREEMPT_SIGNALS``): a checkpoint, then exit status 75, with
+  data workers that ignore them; a checkpoint rank 0 could not write stops every process
+  (:mod:`solo_d2.engine.agreed_stop`),
 * metrics written every ``SOLVER.LOG_PERIOD`` iterations.
 """
 import logging
@@ -17,6 +24,7 @@ import weakref
 
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data.build import _train_loader_from_config
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
@@ -25,15 +33,29 @@ from detectron2.utils.logger import setup_logger
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
 from ..config import add_solo_config
+from ..data.bad_files import (
+    DropSkippedSamples,
+    MarkBadSamples,
+    SkipBadSamples,
+    SkippedSamples,
+    bad_file_limit,
+    describe_limit,
+)
 from ..data.cfg_datasets import register_cfg_datasets
 from ..data.class_checks import check_dataset_classes
 from ..data.mapper import SOLODatasetMapper
+from ..data.resumable_sampler import ResumableSampler
 from ..solver import build_solo_optimizer
 from .amp import build_step_trainer
+from .bad_files import BadFilesHook
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model
+from .preemption_signals import spare_workers
+from .agreed_stop import AgreedStopHook
 
 __all__ = ["SOLOTrainer", "get_solo_cfg", "metric_writers"]
+
+logger = logging.getLogger(__name__)
 
 
 def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
@@ -84,18 +106,37 @@ class SOLOTrainer(DefaultTrainer):
         model = create_ddp_model(model, broadcast_buffers=False)
         self._trainer = build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = SOLOCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = SOLOCheckpointer(model, cfg.OUTPUT_DIR, defer_write_errors=True,
+                                             trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Detectron2's; a resumed run's training sampler skips the images each process has
+        already seen (``start_iter`` x images per process)."""
+        super().resume_or_load(resume=resume)
+        sampler = getattr(self._trainer.data_loader, "resumable_sampler", None)
+        if sampler is not None and self.start_iter > 0:
+            sampler.skip = self.start_iter * (self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())
+            logger.info(f"Resuming at iteration {self.start_iter}: the training sampler of each "
+                        f"process skips the {sampler.skip} images it has already given")
+
     def build_hooks(self):
-        """Detectron2's hooks, the metric writers running every ``SOLVER.LOG_PERIOD``."""
+        """Detectron2's hooks, the metric writers running every ``SOLVER.LOG_PERIOD``, the
+        bad-file count before the writers, and the agreed stop (preemption, failed
+        checkpoint write) last."""
         ret = super().build_hooks()
-        for hook in ret:
+        writer_at = len(ret)
+        for i, hook in enumerate(ret):
             if isinstance(hook, hooks.PeriodicWriter):
                 hook._period = self.cfg.SOLVER.LOG_PERIOD
+                writer_at = min(writer_at, i)
+        loader = self._trainer.data_loader
+        if isinstance(loader, SkippedSamples):
+            ret.insert(writer_at, BadFilesHook(loader, *loader.bad_file_limit))
+        ret.append(AgreedStopHook(self.checkpointer, self.cfg.CLUSTER.PREEMPT_SIGNALS))
         return ret
 
     def build_writers(self):
@@ -113,18 +154,35 @@ class SOLOTrainer(DefaultTrainer):
         return build_solo_optimizer(cfg, model)
 
     @classmethod
-    def build_train_loader(cls, cfg: CfgNode):
+    def build_train_loader(cls, cfg: CfgNode) -> SkippedSamples:
+        """Detectron2's training loader (its datasets, sampler and batching from ``cfg``) with
+        the SOLO mapper skipping bad samples, a resumable sampler, and the skip records taken
+        off the samples (:class:`~solo_d2.data.bad_files.SkippedSamples`)."""
         register_cfg_datasets(cfg)
-        loader = build_detection_train_loader(cfg, mapper=SOLODatasetMapper(cfg, True))
+        # Detectron2's own choice of dataset and sampler from cfg, to wrap them
+        args = _train_loader_from_config(cfg, mapper=SOLODatasetMapper(cfg, True))
+        size = len(args["dataset"])
+        limit = bad_file_limit(cfg.DATALOADER.MAX_BAD_FILES, size)
+        limit_text = describe_limit(cfg.DATALOADER.MAX_BAD_FILES, limit, size)
+        args["mapper"] = SkipBadSamples(args["mapper"], limit, limit_text)
+        sampler = args["sampler"] = (
+            ResumableSampler(args["sampler"]) if args["sampler"] is not None else None)
+        # data workers ignore the preemption signals that the training loop catches
+        loader = SkippedSamples(spare_workers(build_detection_train_loader(**args),
+                                              cfg.CLUSTER.PREEMPT_SIGNALS))
+        loader.resumable_sampler = sampler
+        loader.bad_file_limit = (limit, limit_text)
         # Loading the datasets (above) gave every registered COCO json its class names.
         check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
         return loader
 
     @classmethod
-    def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> DropSkippedSamples:
+        """Detectron2's test loader with the SOLO mapper; images that cannot be read are
+        skipped (logged; the evaluator leaves them out and reports them)."""
         register_cfg_datasets(cfg)
-        loader = build_detection_test_loader(
-            cfg, dataset_name, mapper=SOLODatasetMapper(cfg, False)
-        )
+        loader = spare_workers(build_detection_test_loader(
+            cfg, dataset_name, mapper=MarkBadSamples(SOLODatasetMapper(cfg, False))
+        ), cfg.CLUSTER.PREEMPT_SIGNALS)
         check_dataset_classes([dataset_name], cfg.MODEL.SOLO.NUM_CLASSES)
-        return loader
+        return DropSkippedSamples(loader)

@@ -101,6 +101,7 @@ def _mapper(cfg: CfgNode, is_train: bool) -> DictConfig:
 def _dataloader(cfg: CfgNode) -> DictConfig:
     d = OmegaConf.create()
     d.register_coco_instances = [list(e) for e in cfg.DATASETS.REGISTER_COCO_INSTANCES]
+    d.max_bad_files = cfg.DATALOADER.MAX_BAD_FILES
     _require(cfg.DATALOADER.SAMPLER_TRAIN == "TrainingSampler",
              f"DATALOADER.SAMPLER_TRAIN {cfg.DATALOADER.SAMPLER_TRAIN!r} (TrainingSampler only)")
     d.train = L(build_detection_train_loader)(
@@ -171,6 +172,8 @@ def _train(cfg: CfgNode) -> Dict[str, Any]:
         log_period=s.LOG_PERIOD,
         device=cfg.MODEL.DEVICE,
         seed=cfg.SEED,
+        cluster={k.lower(): (list(v) if isinstance(v, (list, tuple)) else v)
+                 for k, v in cfg.CLUSTER.items()},
     )
 
 

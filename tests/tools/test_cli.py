@@ -18,6 +18,7 @@ TOOLS = {
     "tools/benchmark.py": ("Speed and memory benchmark", True),
     "tools/export_model.py": ("Export a SOLO-family model to ONNX", True),
     "tools/benchmark_export.py": ("ONNX Runtime (CPU provider) vs PyTorch latency", True),
+    "tools/check_dataset.py": ("Check every image and annotation", True),
 }
 
 
@@ -44,6 +45,7 @@ def test_help_has_description_and_defaults(tool):
     ("tools/convert_torchvision_backbone.py", ["missing.pth", "out.pkl"]),
     ("tools/eval_class_agnostic.py", ["missing.json", "results.json"]),
     ("tools/export_model.py", ["--config-file", "missing.yaml", "--output", "o"]),
+    ("tools/check_dataset.py", ["--config-file", "missing.yaml"]),
     ("tools/export_model.py", ["--config-file", "configs/Base-SOLO.yaml", "--output", "o",
                                "--sample-image", "missing.png"]),
     ("demo.py", ["--config-file", "configs/Base-SOLO.yaml", "--onnx", "missing.onnx",

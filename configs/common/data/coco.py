@@ -27,6 +27,10 @@ dataloader = OmegaConf.create()
 
 # [[name, json_file, image_root], ...], registered with Detectron2's register_coco_instances
 dataloader.register_coco_instances = []
+# Bad files (unreadable image, annotation that cannot become a mask) a training run skips
+# before it stops with their list (exit status 65): a count >= 1, a fraction (0, 1) of the
+# training images, 0 none, negative no limit (yaml DATALOADER.MAX_BAD_FILES; docs/CLUSTERS.md)
+dataloader.max_bad_files = 0.001
 
 dataloader.train = L(build_detection_train_loader)(
     dataset=L(get_detection_dataset_dicts)(names="coco_2017_train"),

@@ -1,0 +1,216 @@
+"""Bad files in a long run: an image that cannot be read, or an annotation that cannot become a
+mask, is skipped and reported instead of ending the run.
+
+Training: :class:`SkipBadSamples` wraps the mapper. A bad sample makes it return ``None``,
+so that Detectron2's ``MapDataset`` maps another image in its place, and the file and reason
+ride along with the next good sample of the same process under :data:`SKIPPED_KEY` (DataLoader
+workers are separate processes: the sample is the one thing that reaches the trainer).
+:class:`SkippedSamples` wraps the loader, takes the records off the samples before the model
+sees them and keeps them for the trainer's hook (:mod:`solo_d2.engine.bad_files`), which sums
+them over the processes, logs each file once, counts them in the metrics and stops the run
+past ``DATALOADER.MAX_BAD_FILES``.
+
+Evaluation: :class:`MarkBadSamples` maps a bad image to a marker (not ``None``: MapDataset
+would evaluate another image twice in its place), :class:`DropSkippedSamples` drops markers
+from the test loader, and the evaluator leaves the images it never saw out of COCOeval
+(:class:`~solo_d2.engine.evaluation.SOLOCOCOEvaluator`).
+"""
+import logging
+import math
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from ..exit_status import EXIT_BAD_FILES, RunStopped
+from .image_io import ImageReadError
+
+__all__ = [
+    "BadSampleError",
+    "DropSkippedSamples",
+    "MarkBadSamples",
+    "SKIPPED_KEY",
+    "SkipBadSamples",
+    "SkippedSamples",
+    "TooManyBadFilesError",
+    "bad_file_limit",
+    "describe_limit",
+]
+
+logger = logging.getLogger(__name__)
+
+#: key of the skip records ``[(file_name, reason), ...]`` on a mapped sample
+SKIPPED_KEY = "solo_d2_skipped"
+
+Record = Tuple[str, str]
+
+
+class BadSampleError(ValueError):
+    """A dataset record that cannot become a training sample (an annotation that cannot become
+    a mask, an image of another size than its record says); the message names the file."""
+
+
+class TooManyBadFilesError(RunStopped):
+    """More bad files than ``DATALOADER.MAX_BAD_FILES`` allows; the message lists them.
+
+    ``agreed`` is True when every process of the run raises it together (the trainer's hook),
+    False when one process found the limit passed on its own (its DataLoader)."""
+
+    exit_status = EXIT_BAD_FILES
+
+    def __init__(self, message: str, files: Optional[Dict[str, str]] = None,
+                 agreed: bool = False):
+        super().__init__(message)
+        self.files = dict(files or {})
+        self.agreed = agreed
+
+
+def bad_file_limit(setting: float, dataset_size: int) -> Optional[int]:
+    """How many distinct bad files a run tolerates, from ``DATALOADER.MAX_BAD_FILES``:
+    a whole number >= 1 is a count, a value in (0, 1) a fraction of the training images
+    (rounded up), 0 tolerates none (the first bad file stops the run) and a negative value
+    sets no limit (``None``)."""
+    if not math.isfinite(setting):
+        raise ValueError(f"DATALOADER.MAX_BAD_FILES={setting!r}: expected a finite number")
+    if setting < 0:
+        return None
+    if setting >= 1:
+        if setting != int(setting):
+            raise ValueError(f"DATALOADER.MAX_BAD_FILES={setting!r}: a count (>= 1) must be a "
+                             "whole number; a fraction of the dataset is below 1")
+        return int(setting)
+    return math.ceil(setting * dataset_size)
+
+
+def describe_limit(setting: float, limit: Optional[int], dataset_size: int) -> str:
+    if limit is None:
+        return "no limit"
+    if 0 < setting < 1:
+        return (f"DATALOADER.MAX_BAD_FILES={setting:g}: at most {limit} of {dataset_size} "
+                "training images")
+    return f"DATALOADER.MAX_BAD_FILES={setting:g}: at most {limit}"
+
+
+def too_many_message(files: Dict[str, str], limit_text: str) -> str:
+    listed = "\n".join(f"  {name}: {reason}" for name, reason in files.items())
+    return (f"{len(files)} files could not become training samples, more than {limit_text}. "
+            "Fix or remove them (tools/check_dataset.py checks a whole dataset before "
+            f"training), or raise DATALOADER.MAX_BAD_FILES. The files:\n{listed}")
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text
+
+
+class SkipBadSamples:
+    """A training mapper that returns ``None`` for a bad sample (see the module docstring).
+
+    Args:
+        mapper: the dataset mapper (e.g. :class:`~solo_d2.data.SOLODatasetMapper`).
+        limit: distinct bad files this process may meet before it stops on its own (the
+            whole run's limit: one process alone past it means the run is past it too; it
+            matters when nearly every file is bad and no good sample carries the records).
+        limit_text: the limit as the error message states it.
+    """
+
+    errors = (ImageReadError, BadSampleError)
+
+    def __init__(self, mapper: Callable[[dict], Any], limit: Optional[int] = None,
+                 limit_text: str = "the limit"):
+        self.mapper = mapper
+        self.limit = limit
+        self.limit_text = limit_text
+        self._pending: List[Record] = []
+        self._bad: Dict[str, str] = {}
+
+    def __call__(self, dataset_dict: dict) -> Optional[dict]:
+        try:
+            sample = self.mapper(dataset_dict)
+        except self.errors as e:
+            name = str(dataset_dict.get("file_name", "?"))
+            self._pending.append((name, _reason(e)))
+            self._bad.setdefault(name, _reason(e))
+            if self.limit is not None and len(self._bad) > self.limit:
+                raise TooManyBadFilesError(too_many_message(self._bad, self.limit_text),
+                                           self._bad, agreed=False) from None
+            return None
+        if sample is not None and self._pending:
+            sample[SKIPPED_KEY] = self._pending
+            self._pending = []
+        return sample
+
+
+class SkippedSamples:
+    """The training loader, with the skip records taken off every sample and kept until
+    :meth:`take` (same batches otherwise; ``len`` is the loader's)."""
+
+    def __init__(self, loader: Iterable[List[dict]]):
+        self.loader = loader
+        self._records: List[Record] = []
+
+    def __iter__(self) -> Iterator[List[dict]]:
+        for batch in self.loader:
+            for sample in batch:
+                self._records.extend(sample.pop(SKIPPED_KEY, ()))
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:  # dataset, batch_size, ... of the loader
+        if name == "loader":
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+    def take(self) -> List[Record]:
+        """The records that arrived since the last call."""
+        records, self._records = self._records, []
+        return records
+
+
+class MarkBadSamples:
+    """A test mapper that maps a bad image to ``{"file_name", "image_id", SKIPPED_KEY}``
+    instead of raising, for :class:`DropSkippedSamples` to drop."""
+
+    errors = SkipBadSamples.errors
+
+    def __init__(self, mapper: Callable[[dict], Any]):
+        self.mapper = mapper
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        try:
+            return self.mapper(dataset_dict)
+        except self.errors as e:
+            return {"file_name": dataset_dict.get("file_name"),
+                    "image_id": dataset_dict.get("image_id"),
+                    SKIPPED_KEY: [(str(dataset_dict.get("file_name", "?")), _reason(e))]}
+
+
+class DropSkippedSamples:
+    """The test loader without the markers of :class:`MarkBadSamples`; each skipped image is
+    logged as it is met and listed in :attr:`skipped`. ``len`` is the loader's."""
+
+    def __init__(self, loader: Iterable[List[dict]]):
+        self.loader = loader
+        self.skipped: List[Record] = []
+
+    def __iter__(self) -> Iterator[List[dict]]:
+        self.skipped = []
+        for batch in self.loader:
+            kept = []
+            for sample in batch:
+                records = sample.get(SKIPPED_KEY)
+                if records is None:
+                    kept.append(sample)
+                    continue
+                for name, reason in records:
+                    logger.warning(f"Evaluation skips {name}: {reason}")
+                self.skipped.extend(records)
+            if kept:
+                yield kept
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "loader":
+            raise AttributeError(name)
+        return getattr(self.loader, name)
