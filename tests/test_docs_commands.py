@@ -25,8 +25,8 @@ from solo_d2.checkpoint.catalog import NAME_SCHEMES, resolve_weights_name
 from solo_d2.cli import readable_file
 
 DOCS = ["README.md", "docs/GETTING_STARTED.md", "docs/MODEL_ZOO.md", "docs/DEPLOYMENT.md",
-        "docs/MIXED_PRECISION.md", "docs/BENCHMARKS.md", "docs/LAZYCONFIG.md"]
-PROGRAMS = ("python", "pip", "git", "bash", "cd", "torchrun")
+        "docs/MIXED_PRECISION.md", "docs/BENCHMARKS.md", "docs/LAZYCONFIG.md", "docs/CLUSTERS.md"]
+PROGRAMS = ("python", "pip", "git", "bash", "cd", "torchrun", "srun")
 _ENV_ASSIGN = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 
 
@@ -142,9 +142,18 @@ def _check_weights(weights: str) -> None:
         resolve_weights_name(weights)  # WeightsNameError naming the known ones
 
 
+def _launched(words: List[str]) -> List[str]:
+    """``python script args`` of a torchrun / srun command line (their own options dropped)."""
+    at = next((i for i, w in enumerate(words) if w.endswith(".py")), None)
+    assert at is not None, f"{words[0]} launches no script: {words}"
+    return ["python", *words[at:]]
+
+
 def check_command(words: List[str], monkeypatch) -> None:
+    if words[0] in ("torchrun", "srun"):
+        words = _launched(words)
     program, args = words[0], words[1:]
-    if program in ("pip", "git", "cd", "torchrun"):
+    if program in ("pip", "git", "cd"):
         return
     if program == "bash":
         assert os.path.isfile(os.path.join(ROOT, args[0])), args[0]
@@ -206,6 +215,10 @@ def test_a_broken_command_is_caught(monkeypatch):
         "MODEL.WEIGHTS solo_d2://SOLOv2_R50_9x",
         "python tools/download_weights.py torchvision://resnet5",
         "python tools/nope.py",
+        "torchrun --nproc_per_node 2 train_net.py --config-file configs/SOLOv2_R50_1x.yaml "
+        "CLUSTER.DEAD_PROCESS_TIMEOUT 60",  # an int where the key is a float
+        "srun --ntasks-per-node 8 python train_net.py --config-file configs/SOLOv2_R50_1x.py "
+        "train.cluster.dead_process_timeot=60.0",
     ):
         with pytest.raises((Exception, SystemExit)):
             check_command(shlex.split(bad), monkeypatch)

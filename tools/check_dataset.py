@@ -3,11 +3,13 @@ r"""Check every image and annotation of a config's datasets before training.
 
     python tools/check_dataset.py --config-file configs/SOLO_R50_1x.yaml
     python tools/check_dataset.py --config-file my.yaml --split train DATALOADER.NUM_WORKERS 8
+    python tools/check_dataset.py --config-file configs/SOLOv2_R50_1x.py dataloader.train.num_workers=8
 
-Reads every record of DATASETS.TRAIN (and DATASETS.TEST) with the mapper the trainer uses:
+Reads every record of DATASETS.TRAIN (and DATASETS.TEST; a LazyConfig's
+dataloader.{train,test}.dataset.names) with the mapper the trainer uses:
 training records with their annotations, test records as images. Lists each file that cannot
 be read or whose annotation cannot become a mask - the files a training run would skip and
-count against DATALOADER.MAX_BAD_FILES (docs/CLUSTERS.md). Exit status 0 when every file is
+count against DATALOADER.MAX_BAD_FILES (dataloader.max_bad_files; docs/CLUSTERS.md). Exit status 0 when every file is
 good, 65 when some are not (the list is printed).
 """
 import os
@@ -23,27 +25,33 @@ def main(argv=None) -> int:
     p.add_argument("--config-file", required=True, type=readable_file, metavar="FILE")
     p.add_argument("--split", choices=("train", "test", "both"), default="both",
                    help="which of DATASETS.TRAIN / DATASETS.TEST to check")
-    p.add_argument("opts", nargs="*", default=[], help="config overrides, KEY VALUE pairs")
+    p.add_argument("opts", nargs="*", default=[],
+                   help="config overrides: KEY VALUE pairs (yaml), key=value (LazyConfig)")
     args = p.parse_args(argv)
 
+    from detectron2.config import instantiate
     from detectron2.data import get_detection_dataset_dicts
 
     from solo_d2.data import SOLODatasetMapper
     from solo_d2.data.dataset_check import find_bad_samples
-    from solo_d2.engine import get_solo_cfg
+    from solo_d2.engine import load_config
+    from solo_d2.engine.configs import dataset_names, is_lazy
 
-    cfg = get_solo_cfg(args.config_file, args.opts)
-    splits = [("train", cfg.DATASETS.TRAIN, True), ("test", cfg.DATASETS.TEST, False)]
+    cfg = load_config(args.config_file, args.opts)
     total_bad = 0
-    for split, names, is_train in splits:
+    for split in ("train", "test"):
         if args.split not in (split, "both"):
             continue
-        mapper = SOLODatasetMapper(cfg, is_train)
-        for name in names:
+        if is_lazy(cfg):
+            loader = cfg.dataloader[split]
+            mapper, workers = instantiate(loader.mapper), loader.get("num_workers", 0)
+        else:
+            mapper, workers = SOLODatasetMapper(cfg, split == "train"), cfg.DATALOADER.NUM_WORKERS
+        for name in dataset_names(cfg, split):
             records = get_detection_dataset_dicts([name], filter_empty=False)
             print(f"{name} ({split}): checking {len(records)} images", flush=True)
             bad = find_bad_samples(
-                records, mapper, num_workers=cfg.DATALOADER.NUM_WORKERS,
+                records, mapper, num_workers=workers,
                 progress=lambda done, n: print(f"  {done}/{n}", file=sys.stderr, flush=True))
             for file_name, reason in bad:
                 print(f"  bad: {file_name}: {reason}")

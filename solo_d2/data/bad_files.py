@@ -62,37 +62,40 @@ class TooManyBadFilesError(RunStopped):
         self.agreed = agreed
 
 
-def bad_file_limit(setting: float, dataset_size: int) -> Optional[int]:
-    """How many distinct bad files a run tolerates, from ``DATALOADER.MAX_BAD_FILES``:
-    a whole number >= 1 is a count, a value in (0, 1) a fraction of the training images
-    (rounded up), 0 tolerates none (the first bad file stops the run) and a negative value
-    sets no limit (``None``)."""
+def bad_file_limit(setting: float, dataset_size: int,
+                   key: str = "DATALOADER.MAX_BAD_FILES") -> Optional[int]:
+    """How many distinct bad files a run tolerates, from ``setting`` (the config's ``key``:
+    DATALOADER.MAX_BAD_FILES, a LazyConfig's dataloader.max_bad_files): a whole number >= 1
+    is a count, a value in (0, 1) a fraction of the training images (rounded up), 0 tolerates
+    none (the first bad file stops the run) and a negative value sets no limit (``None``)."""
     if not math.isfinite(setting):
-        raise ValueError(f"DATALOADER.MAX_BAD_FILES={setting!r}: expected a finite number")
+        raise ValueError(f"{key}={setting!r}: expected a finite number")
     if setting < 0:
         return None
     if setting >= 1:
         if setting != int(setting):
-            raise ValueError(f"DATALOADER.MAX_BAD_FILES={setting!r}: a count (>= 1) must be a "
-                             "whole number; a fraction of the dataset is below 1")
+            raise ValueError(f"{key}={setting!r}: a count (>= 1) must be a whole number; a "
+                             "fraction of the dataset is below 1")
         return int(setting)
     return math.ceil(setting * dataset_size)
 
 
-def describe_limit(setting: float, limit: Optional[int], dataset_size: int) -> str:
+def describe_limit(setting: float, limit: Optional[int], dataset_size: int,
+                   key: str = "DATALOADER.MAX_BAD_FILES") -> str:
+    """The limit as messages state it, starting with ``key=setting``."""
     if limit is None:
         return "no limit"
     if 0 < setting < 1:
-        return (f"DATALOADER.MAX_BAD_FILES={setting:g}: at most {limit} of {dataset_size} "
-                "training images")
-    return f"DATALOADER.MAX_BAD_FILES={setting:g}: at most {limit}"
+        return f"{key}={setting:g}: at most {limit} of {dataset_size} training images"
+    return f"{key}={setting:g}: at most {limit}"
 
 
 def too_many_message(files: Dict[str, str], limit_text: str) -> str:
     listed = "\n".join(f"  {name}: {reason}" for name, reason in files.items())
+    key = limit_text.split("=", 1)[0]  # describe_limit's text starts with the key
     return (f"{len(files)} files could not become training samples, more than {limit_text}. "
             "Fix or remove them (tools/check_dataset.py checks a whole dataset before "
-            f"training), or raise DATALOADER.MAX_BAD_FILES. The files:\n{listed}")
+            f"training), or raise {key}. The files:\n{listed}")
 
 
 def _reason(e: BaseException) -> str:

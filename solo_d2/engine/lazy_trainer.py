@@ -11,8 +11,18 @@ it what :class:`~solo_d2.engine.SOLOTrainer` gives a yaml config:
 * multi-process training on the CPU as on GPUs (DistributedDataParallel with ``train.ddp``),
 * class counts of every dataset checked against the model's before the first iteration,
 * ``dataloader.register_coco_instances``: one's own COCO json files by name,
-* atomic checkpoints and a safe resume (:class:`~solo_d2.checkpoint.SOLOCheckpointer`),
+* atomic checkpoints, a clear stop on a failed save, and a resume from the run's own
+  checkpoints only (:class:`~solo_d2.checkpoint.SOLOCheckpointer`), where the training sampler
+  continues after the images already seen,
+* bad files skipped, counted and limited (``dataloader.max_bad_files``, yaml
+  DATALOADER.MAX_BAD_FILES), and left out of evaluation,
+* preemption signals (``train.cluster.preempt_signals``, yaml CLUSTER.PREEMPT_SIGNALS): a
+  checkpoint, then exit status 75 (docs/CLUSTERS.md),
 * metrics written every ``train.log_period`` iterations.
+
+The training and test loaders must be Detectron2's ``build_detection_train_loader`` and
+``build_detection_test_loader`` (as in configs/common/data/): their arguments are
+instantiated and given the wrappers that skip bad files (:mod:`solo_d2.engine.robust_loaders`).
 """
 import copy
 import logging
@@ -23,20 +33,32 @@ from typing import Any, Dict, Optional
 
 import torch
 from detectron2.config import instantiate
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import TrainerBase, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
+from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
+from ..data.bad_files import SkippedSamples
 from ..data.class_checks import check_dataset_classes
 from ..modeling.precision import resolve_train_amp
 from ..solver import clip_full_model_gradients
+from .agreed_stop import AgreedStopHook
 from .amp import step_trainer
-from .configs import build_solo_model, dataset_names, register_datasets
+from .bad_files import BadFilesHook
+from .configs import (
+    build_solo_model,
+    cluster_setting,
+    dataset_names,
+    max_bad_files,
+    register_datasets,
+)
 from .launch import create_ddp_model
+from .robust_loaders import continue_sampler, test_loader, train_loader
 from .trainer import metric_writers
 
 __all__ = ["LazySOLOTrainer", "model_num_classes"]
@@ -63,10 +85,26 @@ def model_num_classes(model: nn.Module) -> Optional[int]:
     return None
 
 
+def _loader_arguments(call: DictConfig, key: str, builder) -> Dict[str, Any]:
+    """The instantiated arguments of ``call`` (the config's ``key``), a LazyCall of
+    ``builder``."""
+    target = call.get("_target_") if isinstance(call, DictConfig) else None
+    if (locate(target) if isinstance(target, str) else target) is not builder:
+        raise ValueError(
+            f"{key} must call detectron2.data.{builder.__name__} (as configs/common/data/ "
+            f"does), got {target if target is not None else call!r}: solo_d2's trainer wraps "
+            "its mapper and sampler to skip bad files and to resume")
+    return {k: instantiate(v) for k, v in call.items() if k != "_target_"}
+
+
 def _check_classes(names, model: nn.Module, load: bool) -> None:
     n = model_num_classes(model)
     if n is not None:
         check_dataset_classes(names, n, load=load, key="model.num_classes")
+
+
+def _preempt_signals(cfg: DictConfig):
+    return cluster_setting(cfg, "preempt_signals")[0]
 
 
 class LazySOLOTrainer(TrainerBase):
@@ -94,7 +132,8 @@ class LazySOLOTrainer(TrainerBase):
         if dtype is not None:
             logger.info(f"Training under {dtype} autocast on {device_type} (train.amp)")
         self._trainer = step_trainer(model, data_loader, optimizer, device_type, dtype)
-        self.checkpointer = SOLOCheckpointer(model, t.output_dir, trainer=weakref.proxy(self))
+        self.checkpointer = SOLOCheckpointer(model, t.output_dir, defer_write_errors=True,
+                                             trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = t.max_iter
         self.cfg = cfg
@@ -121,16 +160,25 @@ class LazySOLOTrainer(TrainerBase):
         return optimizer
 
     @classmethod
-    def build_train_loader(cls, cfg: DictConfig):
+    def build_train_loader(cls, cfg: DictConfig) -> SkippedSamples:
+        """``dataloader.train`` with the mapper skipping bad samples, a resumable sampler and
+        data workers that ignore the preemption signals
+        (:func:`~solo_d2.engine.robust_loaders.train_loader`)."""
         register_datasets(cfg)
-        return instantiate(cfg.dataloader.train)
+        args = _loader_arguments(cfg.dataloader.train, "dataloader.train",
+                                 build_detection_train_loader)
+        return train_loader(args, max_bad_files(cfg), _preempt_signals(cfg))
 
     @classmethod
     def build_test_loader(cls, cfg: DictConfig, dataset_name: str):
+        """``dataloader.test`` for ``dataset_name``; images that cannot be read are skipped
+        (logged; the evaluator leaves them out and reports them)."""
         register_datasets(cfg)
         loader = copy.deepcopy(cfg.dataloader.test)
         loader.dataset.names = dataset_name
-        return instantiate(loader)
+        args = _loader_arguments(loader, "dataloader.test", build_detection_test_loader)
+        return test_loader(build_detection_test_loader, args.pop("mapper"),
+                           _preempt_signals(cfg), **args)
 
     @classmethod
     def build_evaluator(cls, cfg: DictConfig, dataset_name: str):
@@ -144,7 +192,9 @@ class LazySOLOTrainer(TrainerBase):
 
     def build_hooks(self) -> list:
         """Detectron2's hooks for LazyConfigs (iteration timer, lr schedule, periodic
-        checkpoints, evaluation, metric writers every ``train.log_period``)."""
+        checkpoints, evaluation, metric writers every ``train.log_period``), the bad-file
+        count before the writers, and the agreed stop (preemption, failed checkpoint write)
+        last."""
         t = self.cfg.train
         ret = [
             hooks.IterationTimer(),
@@ -153,9 +203,14 @@ class LazySOLOTrainer(TrainerBase):
         if comm.is_main_process():
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, **t.checkpointer))
         ret.append(hooks.EvalHook(t.eval_period, lambda: self.test(self.cfg, self.model)))
+        loader = self._trainer.data_loader
+        if isinstance(loader, SkippedSamples):  # counted before the writers write
+            ret.append(BadFilesHook(loader, *loader.bad_file_limit))
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(
                 metric_writers(t.output_dir, self.max_iter, t.log_period), period=t.log_period))
+        # last: the state it saves is the state after the iteration
+        ret.append(AgreedStopHook(self.checkpointer, _preempt_signals(self.cfg)))
         return ret
 
     # -------------------------------------------------------------- training
@@ -174,6 +229,8 @@ class LazySOLOTrainer(TrainerBase):
         if resume and self.checkpointer.has_checkpoint():
             # the checkpoint stores the iteration that just finished
             self.start_iter = self.iter + 1
+        continue_sampler(self._trainer.data_loader, self.start_iter,
+                         self.cfg.dataloader.train.total_batch_size // comm.get_world_size())
 
     def train(self) -> None:
         super().train(self.start_iter, self.max_iter)

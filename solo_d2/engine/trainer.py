@@ -23,7 +23,7 @@ import os
 import weakref
 
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.data.build import _train_loader_from_config
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.utils import comm
@@ -33,30 +33,20 @@ from detectron2.utils.logger import setup_logger
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
 from ..config import add_solo_config
-from ..data.bad_files import (
-    DropSkippedSamples,
-    MarkBadSamples,
-    SkipBadSamples,
-    SkippedSamples,
-    bad_file_limit,
-    describe_limit,
-)
+from ..data.bad_files import DropSkippedSamples, SkippedSamples
 from ..data.cfg_datasets import register_cfg_datasets
 from ..data.class_checks import check_dataset_classes
 from ..data.mapper import SOLODatasetMapper
-from ..data.resumable_sampler import ResumableSampler
 from ..solver import build_solo_optimizer
 from .amp import build_step_trainer
 from .bad_files import BadFilesHook
 from .evaluation import SOLOCOCOEvaluator
 from .launch import create_ddp_model
-from .preemption_signals import spare_workers
 from .agreed_stop import AgreedStopHook
+from .configs import max_bad_files
+from .robust_loaders import continue_sampler, test_loader, train_loader
 
 __all__ = ["SOLOTrainer", "get_solo_cfg", "metric_writers"]
-
-logger = logging.getLogger(__name__)
-
 
 def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
     """Detectron2's config with the SOLO keys, ``config_file`` and ``opts`` merged, frozen;
@@ -117,11 +107,8 @@ class SOLOTrainer(DefaultTrainer):
         """Detectron2's; a resumed run's training sampler skips the images each process has
         already seen (``start_iter`` x images per process)."""
         super().resume_or_load(resume=resume)
-        sampler = getattr(self._trainer.data_loader, "resumable_sampler", None)
-        if sampler is not None and self.start_iter > 0:
-            sampler.skip = self.start_iter * (self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())
-            logger.info(f"Resuming at iteration {self.start_iter}: the training sampler of each "
-                        f"process skips the {sampler.skip} images it has already given")
+        continue_sampler(self._trainer.data_loader, self.start_iter,
+                         self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())
 
     def build_hooks(self):
         """Detectron2's hooks, the metric writers running every ``SOLVER.LOG_PERIOD``, the
@@ -157,21 +144,11 @@ class SOLOTrainer(DefaultTrainer):
     def build_train_loader(cls, cfg: CfgNode) -> SkippedSamples:
         """Detectron2's training loader (its datasets, sampler and batching from ``cfg``) with
         the SOLO mapper skipping bad samples, a resumable sampler, and the skip records taken
-        off the samples (:class:`~solo_d2.data.bad_files.SkippedSamples`)."""
+        off the samples (:func:`~solo_d2.engine.robust_loaders.train_loader`)."""
         register_cfg_datasets(cfg)
         # Detectron2's own choice of dataset and sampler from cfg, to wrap them
         args = _train_loader_from_config(cfg, mapper=SOLODatasetMapper(cfg, True))
-        size = len(args["dataset"])
-        limit = bad_file_limit(cfg.DATALOADER.MAX_BAD_FILES, size)
-        limit_text = describe_limit(cfg.DATALOADER.MAX_BAD_FILES, limit, size)
-        args["mapper"] = SkipBadSamples(args["mapper"], limit, limit_text)
-        sampler = args["sampler"] = (
-            ResumableSampler(args["sampler"]) if args["sampler"] is not None else None)
-        # data workers ignore the preemption signals that the training loop catches
-        loader = SkippedSamples(spare_workers(build_detection_train_loader(**args),
-                                              cfg.CLUSTER.PREEMPT_SIGNALS))
-        loader.resumable_sampler = sampler
-        loader.bad_file_limit = (limit, limit_text)
+        loader = train_loader(args, max_bad_files(cfg), cfg.CLUSTER.PREEMPT_SIGNALS)
         # Loading the datasets (above) gave every registered COCO json its class names.
         check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
         return loader
@@ -181,8 +158,7 @@ class SOLOTrainer(DefaultTrainer):
         """Detectron2's test loader with the SOLO mapper; images that cannot be read are
         skipped (logged; the evaluator leaves them out and reports them)."""
         register_cfg_datasets(cfg)
-        loader = spare_workers(build_detection_test_loader(
-            cfg, dataset_name, mapper=MarkBadSamples(SOLODatasetMapper(cfg, False))
-        ), cfg.CLUSTER.PREEMPT_SIGNALS)
+        loader = test_loader(build_detection_test_loader, SOLODatasetMapper(cfg, False),
+                             cfg.CLUSTER.PREEMPT_SIGNALS, cfg=cfg, dataset_name=dataset_name)
         check_dataset_classes([dataset_name], cfg.MODEL.SOLO.NUM_CLASSES)
-        return DropSkippedSamples(loader)
+        return loader

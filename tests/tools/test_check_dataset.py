@@ -33,3 +33,20 @@ def test_lists_every_bad_file_and_exits_65(tmp_path):
     assert f"  bad: {cut}: cannot read image {cut!r}" in r.stdout
     assert "data: 1 of 6 images bad" in r.stdout
     assert "(test)" not in r.stdout  # --split train only
+
+
+def test_reads_a_lazy_configs_datasets_and_mappers(tmp_path):
+    json_file = write_toy_coco(str(tmp_path), num_images=4)
+    images = str(tmp_path / "images")
+    with open(os.path.join(images, "0001.png"), "wb") as f:
+        f.write(b"not an image")
+    r = subprocess.run(
+        [sys.executable, TOOL, "--config-file", os.path.join(ROOT, "tests", "configs",
+                                                             "tiny_SOLOv2_R50_1x.py"),
+         f"dataloader.register_coco_instances=[[lazy_data,{json_file},{images}]]",
+         "dataloader.train.dataset.names=lazy_data", "dataloader.test.dataset.names=lazy_data"],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert r.returncode == EXIT_BAD_FILES, r.stderr[-3000:]
+    assert "lazy_data (train): checking 4 images" in r.stdout
+    assert "lazy_data (test): checking 4 images" in r.stdout
+    assert r.stdout.count("lazy_data: 1 of 4 images bad") == 2
