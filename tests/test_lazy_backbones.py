@@ -6,7 +6,6 @@ through SOLOPredictor on the CPU. The head takes the channels and the number of 
 the backbone it is built on; mismatches are errors at build time that name the levels. The
 LSJ recipes state mmdet's numbers (read from the installed mmdet's own config)."""
 import copy
-import logging
 import math
 import os
 import re
@@ -22,7 +21,7 @@ from detectron2.modeling.backbone import ResNet
 from detectron2.structures import BoxMode
 
 import solo_d2
-from conftest import write_test_image, write_toy_coco
+from conftest import capture_logs, write_test_image, write_toy_coco
 from solo_d2.engine import LazySOLOTrainer, SOLOPredictor
 
 DATASET = "solo_toy_backbones"
@@ -180,7 +179,7 @@ def test_mismatches_are_clear_errors_naming_the_levels(caplog):
         instantiate(m)
     m = _tiny_r18_model_cfg()
     m.strides = [8, 16, 16, 32, 64]
-    with caplog.at_level(logging.WARNING, logger="solo_d2.modeling.meta_arch"):
+    with capture_logs(caplog):  # also after an in-process command line set up solo_d2's logger
         assert instantiate(m).strides == [8, 16, 16, 32, 64]  # mmdet takes them as set
     assert re.search(r"strides .* \[8, 16, 16, 32, 64\] do not fit the levels read, p2 \(32 "
                      r"channels, stride 4\).* which gives \[8, 8, 16, 32, 32\]", caplog.text)

@@ -12,7 +12,7 @@ import functools
 from typing import Any, List, Sequence, Tuple, Union
 
 import torch
-from detectron2.config import CfgNode, LazyConfig, instantiate
+from detectron2.config import CfgNode, LazyConfig, get_cfg, instantiate
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -163,8 +163,6 @@ def config_num_classes(cfg: AnyConfig) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _yaml_defaults() -> CfgNode:
-    from detectron2.config import get_cfg
-
     cfg = get_cfg()
     add_solo_config(cfg)
     cfg.freeze()

@@ -8,7 +8,7 @@ here, once."""
 import logging
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_train_loader
 from detectron2.data.samplers import TrainingSampler
 from torch.utils.data import IterableDataset
 
