@@ -3,14 +3,15 @@ r"""Check every image and annotation of a config's datasets before training.
 
     python tools/check_dataset.py --config-file configs/SOLO_R50_1x.yaml
     python tools/check_dataset.py --config-file my.yaml --split train DATALOADER.NUM_WORKERS 8
-    python tools/check_dataset.py --config-file configs/SOLOv2_R50_1x.py dataloader.train.num_workers=8
+    python tools/check_dataset.py --config-file configs/SOLOv2_R50_1x.py \
+        dataloader.train.num_workers=8
 
 Reads every record of DATASETS.TRAIN (and DATASETS.TEST; a LazyConfig's
-dataloader.{train,test}.dataset.names) with the mapper the trainer uses:
-training records with their annotations, test records as images. Lists each file that cannot
-be read or whose annotation cannot become a mask - the files a training run would skip and
-count against DATALOADER.MAX_BAD_FILES (dataloader.max_bad_files; docs/CLUSTERS.md). Exit status 0 when every file is
-good, 65 when some are not (the list is printed).
+dataloader.{train,test}.dataset.names) with the mapper the trainer uses: training records with
+their annotations, test records as images. Lists each file that cannot be read or whose
+annotation cannot become a mask - the files a training run would skip and count against
+DATALOADER.MAX_BAD_FILES (dataloader.max_bad_files; docs/CLUSTERS.md). Exit status 0 when
+every file is good, 65 when some are not (the list is printed).
 """
 import os
 import sys

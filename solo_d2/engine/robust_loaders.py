@@ -75,4 +75,3 @@ def continue_sampler(loader: Any, start_iter: int, images_per_process: int) -> N
     sampler.skip = start_iter * images_per_process
     logger.info(f"Resuming at iteration {start_iter}: the training sampler of each process "
                 f"skips the {sampler.skip} images it has already given")
-

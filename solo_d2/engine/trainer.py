@@ -41,12 +41,13 @@ from ..solver import build_solo_optimizer
 from .amp import build_step_trainer
 from .bad_files import BadFilesHook
 from .evaluation import SOLOCOCOEvaluator
-from .launch import create_ddp_model
 from .agreed_stop import AgreedStopHook
 from .configs import max_bad_files
+from .launch import create_ddp_model
 from .robust_loaders import continue_sampler, test_loader, train_loader
 
 __all__ = ["SOLOTrainer", "get_solo_cfg", "metric_writers"]
+
 
 def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
     """Detectron2's config with the SOLO keys, ``config_file`` and ``opts`` merged, frozen;
