@@ -19,25 +19,16 @@ import pytest
 import torch
 
 from bad_inputs import write_corpus
-from conftest import ROOT, TINY_OPTS
+from launch_helpers import BASE, TRAIN_NET, train_opts
 
-BASE = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
-TRAIN_NET = os.path.join(ROOT, "train_net.py")
 ITERS = 10
 
 
 def _opts(corpus, out, ims_per_batch, extra=()):
-    return [
-        *TINY_OPTS,
-        # the same images in the same order on every launch: no random flips, a fixed seed
-        "INPUT.RANDOM_FLIP", "none", "SEED", "7",
-        "DATALOADER.FILTER_EMPTY_ANNOTATIONS", "False",
-        "SOLVER.IMS_PER_BATCH", str(ims_per_batch), "SOLVER.BASE_LR", "0.01",
-        "SOLVER.MAX_ITER", str(ITERS), "SOLVER.STEPS", "()", "SOLVER.LOG_PERIOD", "1",
-        "SOLVER.CHECKPOINT_PERIOD", "1000", "TEST.EVAL_PERIOD", "0",
-        "DATASETS.REGISTER_COCO_INSTANCES", f"[['corpus', '{corpus['json']}', '{corpus['images']}']]",
-        "DATASETS.TRAIN", "('corpus',)", "DATASETS.TEST", "()", "OUTPUT_DIR", str(out), *extra,
-    ]
+    """launch_helpers.train_opts on the corpus: the same images in the same order on every
+    launch, ITERS iterations."""
+    return train_opts(corpus["json"], corpus["images"], out, iters=ITERS,
+                      ims_per_batch=ims_per_batch, extra=extra)
 
 
 def _start(cwd, args, env=None):
@@ -152,7 +143,7 @@ def test_distributed_evaluation_matches_one_process(corpus, one_process_run, tmp
         # one thread per process in both runs, so that both sum floats in the same order
         log = _finish(_start(str(tmp_path), [
             "--num-gpus", str(n), "--eval-only",
-            *_opts(corpus, out, 4, ["DATASETS.TEST", "('corpus',)", "MODEL.WEIGHTS", str(weights)]),
+            *_opts(corpus, out, 4, ["DATASETS.TEST", "('data',)", "MODEL.WEIGHTS", str(weights)]),
         ], env={"OMP_NUM_THREADS": "1"}))
         # Detectron2 prints "copypaste:" lines with the metrics of every task
         metrics[n] = [line.split("copypaste:")[1] for line in log.splitlines() if "copypaste:" in line]
