@@ -55,43 +55,38 @@ def _assert_resumable(out):
     assert not list(out.glob("*.incomplete"))
 
 
-def test_killed_srun_task_ends_the_others(toy, tmp_path):
+def _signal_srun_rank1(toy, tmp_path, sig: int, limit: float):
+    """Two srun-style tasks; ``sig`` to rank 1 after iteration 3. Rank 0's seconds to exit
+    (at most ``limit``), its exit status 76 asserted, its log; the checkpoint stays usable."""
     out = tmp_path / "out"
     procs = start_slurm_tasks(tmp_path, train_opts(*toy, out, iters=200, extra=WATCH))
     try:
         wait_for_iteration(out, 3, procs)
-        killed = time.monotonic()
-        os.kill(procs[1].pid, signal.SIGKILL)
-        took = _exit_time(procs[0], killed, TIMEOUT + 2 * PERIOD + 20)
+        sent = time.monotonic()
+        os.kill(procs[1].pid, sig)
+        took = _exit_time(procs[0], sent, limit)
     finally:
         for p in procs:
             kill_group(p)
     log = output(procs[0])
     assert procs[0].returncode == EXIT_PEER_LOST, log[-3000:]
+    _assert_resumable(out)
+    return took, log
+
+
+def test_killed_srun_task_ends_the_others(toy, tmp_path):
+    took, log = _signal_srun_rank1(toy, tmp_path, signal.SIGKILL, TIMEOUT + 2 * PERIOD + 20)
     # GLOO reports the closed connection at once; the watchdog names the rank in 3 beats
     assert took < TIMEOUT + 2 * PERIOD + 5, took
     assert "rank 1 (host " in log and "of 2 processes sent no heartbeat" in log
     assert "continue the run with --resume" in log
-    _assert_resumable(out)
     print(f"kill -9 of rank 1 -> rank 0 exited after {took:.1f} s")
 
 
 def test_frozen_srun_task_ends_the_others_after_the_timeout(toy, tmp_path):
-    out = tmp_path / "out"
-    procs = start_slurm_tasks(tmp_path, train_opts(*toy, out, iters=200, extra=WATCH))
-    try:
-        wait_for_iteration(out, 3, procs)
-        frozen = time.monotonic()
-        os.kill(procs[1].pid, signal.SIGSTOP)
-        took = _exit_time(procs[0], frozen, TIMEOUT + 2 * PERIOD + 30)
-    finally:
-        for p in procs:
-            kill_group(p)
-    log = output(procs[0])
-    assert procs[0].returncode == EXIT_PEER_LOST, log[-3000:]
+    took, log = _signal_srun_rank1(toy, tmp_path, signal.SIGSTOP, TIMEOUT + 2 * PERIOD + 30)
     assert TIMEOUT - PERIOD <= took < TIMEOUT + 2 * PERIOD + 5, took
     assert f"sent no heartbeat for {TIMEOUT:.0f} s" in log
-    _assert_resumable(out)
     print(f"SIGSTOP of rank 1 -> rank 0 exited after {took:.1f} s")
 
 
