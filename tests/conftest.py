@@ -178,3 +178,13 @@ def pytest_runtest_makereport(item, call):
     if report.skipped and os.environ.get("SOLO_D2_REQUIRE_MMDET") == "1":
         report.outcome = "failed"
         report.longrepr = f"skipped under SOLO_D2_REQUIRE_MMDET=1: {report.longrepr}"
+
+
+def assert_export_agrees(stdout: str) -> None:
+    """tools/export_model.py's check line ("instances: PyTorch N, ONNX Runtime N; same classes
+    and order: True ...") says both runtimes found the same instances, at least one."""
+    line = next(x for x in stdout.splitlines() if x.startswith("instances:"))
+    counts = line.split(";")[0]
+    n_torch, n_onnx = (int(part.split()[-1]) for part in counts.split(","))
+    assert n_torch == n_onnx > 0, line
+    assert "same classes and order: True" in line, line

@@ -12,7 +12,14 @@ from detectron2.modeling import build_model
 
 pytest.importorskip("onnxruntime")
 
-from conftest import ROOT, TINY_OPTS, make_head_confident, tiny_cfg, write_test_image  # noqa: E402
+from conftest import (  # noqa: E402
+    ROOT,
+    TINY_OPTS,
+    assert_export_agrees,
+    make_head_confident,
+    tiny_cfg,
+    write_test_image,
+)
 from solo_d2 import SOLOPredictor, get_solo_cfg  # noqa: E402
 from solo_d2.export import ONNXPredictor, export_onnx  # noqa: E402
 
@@ -46,11 +53,7 @@ def test_tool_exports_and_checks_against_pytorch(checkpoint, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert os.path.isfile(tmp_path / "exp" / "model.onnx")
-    line = next(x for x in out.stdout.splitlines() if x.startswith("instances:"))
-    counts = line.split(";")[0]  # "instances: PyTorch N, ONNX Runtime N"
-    n_torch, n_onnx = (int(part.split()[-1]) for part in counts.split(","))
-    assert n_torch == n_onnx > 0, line
-    assert "same classes and order: True" in line, line
+    assert_export_agrees(out.stdout)
 
 
 def test_onnx_predictor_matches_solo_predictor_at_the_original_size(checkpoint, tmp_path):

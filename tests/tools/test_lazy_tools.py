@@ -10,7 +10,7 @@ import pytest
 import torch
 from detectron2.config import instantiate
 
-from conftest import ROOT, make_head_confident, write_test_image
+from conftest import ROOT, assert_export_agrees, make_head_confident, write_test_image
 from solo_d2 import SOLOPredictor
 from solo_d2.engine import load_config
 
@@ -51,10 +51,7 @@ def test_export_tool_on_a_lazy_config(checkpoint, image, tmp_path):
         env=dict(os.environ, PYTHONPATH=ROOT),
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    line = next(x for x in out.stdout.splitlines() if x.startswith("instances:"))
-    n_torch, n_onnx = (int(p.split()[-1]) for p in line.split(";")[0].split(","))
-    assert n_torch == n_onnx > 0, line
-    assert "same classes and order: True" in line, line
+    assert_export_agrees(out.stdout)
 
 
 def test_predictor_preprocesses_as_the_test_mapper(checkpoint, image):
