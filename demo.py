@@ -46,7 +46,7 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 import solo_d2  # noqa: F401  registers the SOLO meta-architecture, heads and datasets
 from solo_d2 import SOLOPredictor
 from solo_d2.checkpoint import WEIGHTS_ERRORS
-from solo_d2.cli import readable_file, tool_parser
+from solo_d2.utils.cli import readable_file, tool_parser
 from solo_d2.data import ImageReadError, read_image
 from solo_d2.engine import load_config
 from solo_d2.engine.configs import AnyConfig, config_weights, dataset_names

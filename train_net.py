@@ -26,7 +26,7 @@ from detectron2.evaluation import verify_results
 from detectron2.utils.logger import setup_logger
 
 from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
-from solo_d2.cli import HelpFormatter
+from solo_d2.utils.cli import HelpFormatter
 from solo_d2.engine import launch, launch_options, load_config, trainer_class
 from solo_d2.engine.configs import config_output_dir, config_weights, is_lazy
 

@@ -22,7 +22,7 @@ from detectron2.config import LazyConfig, get_cfg
 import solo_d2
 from conftest import ROOT
 from solo_d2.checkpoint.catalog import NAME_SCHEMES, resolve_weights_name
-from solo_d2.cli import readable_file
+from solo_d2.utils.cli import readable_file
 
 DOCS = ["README.md", "docs/GETTING_STARTED.md", "docs/MODEL_ZOO.md", "docs/DEPLOYMENT.md",
         "docs/MIXED_PRECISION.md", "docs/BENCHMARKS.md", "docs/LAZYCONFIG.md", "docs/CLUSTERS.md"]

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from solo_d2.cli import readable_file, tool_parser  # noqa: E402
+from solo_d2.utils.cli import readable_file, tool_parser  # noqa: E402
 
 
 def main(argv=None) -> int:

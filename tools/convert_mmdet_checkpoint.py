@@ -23,13 +23,26 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from solo_d2.cli import tool_parser  # noqa: E402
+from solo_d2.utils.cli import tool_parser  # noqa: E402
 from solo_d2.checkpoint.mmdet import (  # noqa: E402
     MMDetConversionError,
     convert_mmdet_checkpoint,
     verify_loadable,
     write_outputs,
 )
+from solo_d2.lazy import save_lazy_config, yaml_to_lazy  # noqa: E402
+
+
+def _lazy_header(cfg, dst: str, config_out: str) -> str:
+    """The docstring of the LazyConfig written for a converted checkpoint."""
+    return (
+        f"solo_d2 LazyConfig of the converted mmdet checkpoint {os.path.basename(dst)} "
+        f"({cfg.MODEL.SOLO.HEAD_NAME}, {cfg.MODEL.SOLO.NUM_CLASSES} classes), written by "
+        "tools/convert_mmdet_checkpoint.py.\n\n"
+        f"    python train_net.py --config-file {os.path.basename(config_out)} --eval-only\n"
+        "\nName your data with dataloader.register_coco_instances and "
+        "dataloader.{train,test}.dataset.names (docs/LAZYCONFIG.md)."
+    )
 
 
 def main(argv=None) -> int:
@@ -61,11 +74,16 @@ def main(argv=None) -> int:
     except MMDetConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    lazy_out = config_out if config_out.endswith(".py") else None
     try:
-        written = write_outputs(ckpt, cfg, args.dst, config_out)
+        lazy_cfg = yaml_to_lazy(cfg) if lazy_out else None
     except ValueError as e:  # a config a LazyConfig cannot express
         print(f"error: {e}", file=sys.stderr)
         return 1
+    written = write_outputs(ckpt, cfg, args.dst, None if lazy_out else config_out)
+    if lazy_out:
+        written.insert(1, save_lazy_config(lazy_cfg, lazy_out, _lazy_header(cfg, args.dst,
+                                                                            lazy_out)))
     for path in written:
         print(f"wrote {path}")
     print(f"{cfg.MODEL.SOLO.HEAD_NAME}, R{cfg.MODEL.RESNETS.DEPTH}, "

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from solo_d2.cli import tool_parser  # noqa: E402
+from solo_d2.utils.cli import tool_parser  # noqa: E402
 from solo_d2.checkpoint.safe_load import CheckpointReadError, load_torch_file  # noqa: E402
 from solo_d2.checkpoint.torchvision import convert_torchvision_resnet, save_d2_pickle  # noqa: E402
 

@@ -23,7 +23,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from solo_d2.cli import readable_file, tool_parser  # noqa: E402
+from solo_d2.utils.cli import readable_file, tool_parser  # noqa: E402
 
 METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
 

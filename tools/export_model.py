@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 
-from solo_d2.cli import readable_file, tool_parser  # noqa: E402
+from solo_d2.utils.cli import readable_file, tool_parser  # noqa: E402
 
 
 def get_parser() -> argparse.ArgumentParser:

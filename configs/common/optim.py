@@ -1,4 +1,4 @@
-"""Optimizers with the parameter groups solo_d2's yaml configs give them (solo_d2/solver.py):
+"""Optimizers with the parameter groups solo_d2's yaml configs give them (solo_d2/solver/build.py):
 Detectron2's ``get_default_optimizer_params``, every parameter decayed (mmdet decays norms
 too: weight_decay_norm = weight_decay).
 

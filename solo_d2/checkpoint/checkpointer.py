@@ -9,7 +9,7 @@ foreign files.
   saying so, not torch.save's error from deep inside. With ``defer_write_errors`` (the
   trainer's: Detectron2 saves on rank 0 alone), the error is kept in :attr:`write_error` for
   the trainer's hook to raise on every process together
-  (:class:`~solo_d2.engine.agreed_stop.AgreedStopHook`).
+  (:class:`~solo_d2.launch.agreed_stop.AgreedStopHook`).
 * Resuming takes only checkpoints the trainer wrote: ``model_NNNNNNN.pth`` or
   ``model_final.pth``, complete, holding what this checkpointer saves (for a trainer's: its
   iteration and optimizer state); ``last_checkpoint``'s if it is one, else the one of the
@@ -33,74 +33,23 @@ import errno
 import glob
 import os
 import re
-from typing import Any, Callable, Dict, IO, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import urlparse
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from ..exit_status import EXIT_CHECKPOINT_WRITE, RunStopped
+from ..launch.exit_status import CheckpointWriteError
+from ..utils.file_io import TMP_SUFFIX, atomic_write
 from .foreign import convert_foreign
+from .path_handlers import PathManager
 from .safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
                         load_torch_file)
 
-__all__ = ["CheckpointWriteError", "SOLOCheckpointer", "atomic_write", "is_run_checkpoint"]
+__all__ = ["CheckpointWriteError", "SOLOCheckpointer", "is_run_checkpoint"]
 
-_TMP_SUFFIX = ".incomplete"
 #: file names the trainer gives its checkpoints (Detectron2's PeriodicCheckpointer's)
 _RUN_CHECKPOINT = re.compile(r"model_(\d{7}|final)\.pth")
-
-
-class CheckpointWriteError(RunStopped):
-    """A checkpoint could not be written; the previous one is intact (exit status 74).
-    ``agreed``: every process raises it together."""
-
-    exit_status = EXIT_CHECKPOINT_WRITE
-
-    def __init__(self, message: str, agreed: bool = False):
-        super().__init__(message)
-        self.agreed = agreed
-
-
-class _RecordingWriter:
-    """A file's ``write`` that remembers the first OSError (torch.save may report a failed
-    write as its own RuntimeError, without the errno)."""
-
-    def __init__(self, f: IO[bytes]):
-        self._f = f
-        self.error: Optional[OSError] = None
-
-    def write(self, data) -> int:
-        try:
-            return self._f.write(data)
-        except OSError as e:
-            self.error = self.error or e
-            raise
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
-def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temporary file next to ``path``, then rename it to ``path``: the
-    file under ``path`` is either the old one or the complete new one. A failed write raises
-    the OSError that caused it (``ENOSPC``, ...), whatever the writer made of it."""
-    tmp = f"{path}{_TMP_SUFFIX}"
-    recorder = None
-    try:
-        with open(tmp, "wb") as f:
-            recorder = _RecordingWriter(f)
-            write(recorder)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except Exception as e:
-        if recorder is not None and recorder.error is not None and recorder.error is not e:
-            raise recorder.error from None
-        raise
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
 
 
 def is_run_checkpoint(path: str, checkpointables: Sequence[str] = ("trainer",)) -> bool:
@@ -144,7 +93,7 @@ class SOLOCheckpointer(DetectionCheckpointer):
     Args:
         defer_write_errors: a failed write is logged and kept in :attr:`write_error` (the
             message) instead of raised, for a caller that makes every process stop together
-            (the trainer's :class:`~solo_d2.engine.agreed_stop.AgreedStopHook`).
+            (the trainer's :class:`~solo_d2.launch.agreed_stop.AgreedStopHook`).
         Other arguments: DetectionCheckpointer's.
     """
 
@@ -153,8 +102,6 @@ class SOLOCheckpointer(DetectionCheckpointer):
     def __init__(self, model, save_dir: str = "", *, save_to_disk: Optional[bool] = None,
                  defer_write_errors: bool = False, **checkpointables: Any) -> None:
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
-        from .path_handlers import PathManager  # imports this module: not at the top
-
         self.path_manager = PathManager  # weights by URL and by name
         self.defer_write_errors = defer_write_errors
         self.write_error = ""
@@ -194,7 +141,7 @@ class SOLOCheckpointer(DetectionCheckpointer):
 
     def _remove_leftovers(self) -> None:
         """Temporary files of saves that were killed before their rename."""
-        for path in glob.glob(os.path.join(glob.escape(self.save_dir), f"*{_TMP_SUFFIX}")):
+        for path in glob.glob(os.path.join(glob.escape(self.save_dir), f"*{TMP_SUFFIX}")):
             self.logger.warning(f"Removing {path}, left by a save that did not finish")
             os.remove(path)
 

@@ -10,8 +10,8 @@
 * ``solo_d2://<config>``, ``torchvision://<resnet>``, ``open-mmlab://<name>``: the URL of
   :mod:`.catalog`'s table, then as above.
 
-:data:`PathManager` holds these handlers and Detectron2's own (``detectron2://``); it is the
-one :class:`~solo_d2.checkpoint.SOLOCheckpointer` uses. The three name schemes are also
+They are registered on :data:`solo_d2.utils.file_io.PathManager` (beside Detectron2's own,
+``detectron2://``), the one :class:`~solo_d2.checkpoint.SOLOCheckpointer` uses. The three name schemes are also
 registered on Detectron2's PathManager (``import solo_d2``), where no other handler claims
 them, so that ``detectron2.utils.file_io.PathManager.get_local_path("solo_d2://...")`` gives
 the converted file too. Detectron2's own ``http(s)://`` handler is left as it is.
@@ -23,13 +23,10 @@ from typing import Any, List, Optional
 
 import torch
 from detectron2.utils import file_io as d2_file_io
-from detectron2.checkpoint.catalog import ModelCatalogHandler
-from iopath.common.file_io import OneDrivePathHandler, PathHandler
-from iopath.common.file_io import PathManager as PathManagerBase
-from iopath.common.file_io import file_lock
+from iopath.common.file_io import PathHandler, file_lock
 
+from ..utils.file_io import PathManager, atomic_write
 from .catalog import NAME_SCHEMES, resolve_weights_name, thing_classes_of_url
-from .checkpointer import atomic_write
 from .download import cached_path, fetch
 from .foreign import convert_foreign
 from .safe_load import CheckpointReadError, load_torch_file
@@ -120,11 +117,6 @@ class WeightsNameHandler(WeightsURLHandler):
         return loadable_weights(resolve_weights_name(path), cache_dir)
 
 
-PathManager = PathManagerBase()
-"""solo_d2's PathManager for weights: Detectron2's handlers, with ``http(s)://`` downloads
-verified and converted, and the weights names."""
-for _handler in (OneDrivePathHandler(), d2_file_io.Detectron2Handler(), ModelCatalogHandler(),
-                 WeightsURLHandler(),
-                 WeightsNameHandler()):
-    PathManager.register_handler(_handler)
+PathManager.register_handler(WeightsURLHandler())
+PathManager.register_handler(WeightsNameHandler())
 d2_file_io.PathManager.register_handler(WeightsNameHandler())

@@ -6,23 +6,31 @@ so that Detectron2's ``MapDataset`` maps another image in its place, and the fil
 ride along with the next good sample of the same process under :data:`SKIPPED_KEY` (DataLoader
 workers are separate processes: the sample is the one thing that reaches the trainer).
 :class:`SkippedSamples` wraps the loader, takes the records off the samples before the model
-sees them and keeps them for the trainer's hook (:mod:`solo_d2.engine.bad_files`), which sums
-them over the processes, logs each file once, counts them in the metrics and stops the run
-past ``DATALOADER.MAX_BAD_FILES``.
+sees them and keeps them for the trainer's hook, :class:`BadFilesHook`: after every iteration
+it sums the records of all processes (one all-reduce of a count; the names are gathered only
+when there are some), logs each file once (rank 0), writes the counts to the metrics
+(``[metric]bad_files``, ``[metric]skipped_samples``) and past ``DATALOADER.MAX_BAD_FILES``
+stops every process together with the list (exit status 65). The list and counts are part of
+the checkpoint, so a resumed run keeps counting towards the same limit.
 
 Evaluation: :class:`MarkBadSamples` maps a bad image to a marker (not ``None``: MapDataset
 would evaluate another image twice in its place), :class:`DropSkippedSamples` drops markers
 from the test loader, and the evaluator leaves the images it never saw out of COCOeval
-(:class:`~solo_d2.engine.evaluation.SOLOCOCOEvaluator`).
+(:class:`~solo_d2.evaluation.SOLOCOCOEvaluator`).
 """
 import logging
 import math
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from ..exit_status import EXIT_BAD_FILES, RunStopped
+from detectron2.engine import HookBase
+from detectron2.utils import comm
+
+from ..launch.exit_status import EXIT_BAD_FILES, RunStopped
+from ..launch.comm import all_gather_objects, sum_over_processes
 from .image_io import ImageReadError
 
 __all__ = [
+    "BadFilesHook",
     "BadSampleError",
     "DropSkippedSamples",
     "MarkBadSamples",
@@ -217,3 +225,53 @@ class DropSkippedSamples:
         if name == "loader":
             raise AttributeError(name)
         return getattr(self.loader, name)
+
+
+class BadFilesHook(HookBase):
+    """Count, log and limit the samples the training loader skipped.
+
+    Args:
+        loader: the training loader wrapped in :class:`~solo_d2.data.bad_files.SkippedSamples`.
+        limit: distinct bad files tolerated (``None``: no limit;
+            :func:`~solo_d2.data.bad_files.bad_file_limit` reads ``DATALOADER.MAX_BAD_FILES``).
+        limit_text: the limit as the error message states it.
+
+    Place it before the metric writers, so that an iteration's counts are written with it.
+    """
+
+    def __init__(self, loader: SkippedSamples, limit: Optional[int], limit_text: str = "the limit"):
+        self.loader = loader
+        self.limit = limit
+        self.limit_text = limit_text
+        self.bad_files: Dict[str, str] = {}
+        self.skipped = 0
+
+    def after_step(self) -> None:
+        records = self.loader.take()
+        (new,) = sum_over_processes(len(records))
+        if new:
+            for rank, theirs in enumerate(all_gather_objects(records)):
+                for name, reason in theirs:
+                    self.skipped += 1
+                    if name in self.bad_files:
+                        continue
+                    self.bad_files[name] = reason
+                    if comm.is_main_process():
+                        logger.warning(
+                            f"Skipped {name} at iteration {self.trainer.iter} (rank {rank}): "
+                            f"{reason}. {len(self.bad_files)} bad files so far "
+                            f"({self.limit_text}).")
+            if self.limit is not None and len(self.bad_files) > self.limit:
+                raise TooManyBadFilesError(too_many_message(self.bad_files, self.limit_text),
+                                           self.bad_files, agreed=True)
+        if self.skipped:
+            storage = self.trainer.storage
+            storage.put_scalar("[metric]bad_files", len(self.bad_files), smoothing_hint=False)
+            storage.put_scalar("[metric]skipped_samples", self.skipped, smoothing_hint=False)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"bad_files": dict(self.bad_files), "skipped": self.skipped}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.bad_files = dict(state.get("bad_files", {}))
+        self.skipped = int(state.get("skipped", 0))

@@ -1,13 +1,11 @@
 """Training, evaluation and prediction: SOLOTrainer (yaml configs), LazySOLOTrainer
-(LazyConfigs), SOLOPredictor, the COCO evaluator, a multi-process launch for CPUs and GPUs
-(spawned, torchrun, SLURM) that survives preemption and dead processes, and one way to load and
-read either kind of config (``configs``)."""
-from .configs import load_config, trainer_class
-from .evaluation import SOLOCOCOEvaluator
-from .launch import create_ddp_model, launch, launch_options
-from .lazy_trainer import LazySOLOTrainer
+(LazyConfigs), SOLOPredictor, and one way to load and read either kind of config (``configs``)."""
+from ..evaluation import SOLOCOCOEvaluator
+from ..launch import create_ddp_model, launch
+from .configs import get_solo_cfg, launch_options, load_config
+from .lazy_trainer import LazySOLOTrainer, trainer_class
 from .predictor import SOLOPredictor
-from .trainer import SOLOTrainer, get_solo_cfg
+from .trainer import SOLOTrainer
 
 __all__ = [
     "LazySOLOTrainer",

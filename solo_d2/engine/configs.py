@@ -9,7 +9,8 @@ tool has one code path for both.
 """
 import copy
 import functools
-from typing import Any, List, Sequence, Tuple, Union
+from datetime import timedelta
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import CfgNode, LazyConfig, get_cfg, instantiate
@@ -26,6 +27,7 @@ __all__ = [
     "AnyConfig",
     "LAZY_REGISTER_KEY",
     "is_lazy",
+    "get_solo_cfg",
     "load_config",
     "with_overrides",
     "register_datasets",
@@ -35,13 +37,13 @@ __all__ = [
     "config_output_dir",
     "config_num_classes",
     "cluster_setting",
+    "launch_options",
     "max_bad_files",
     "build_solo_model",
     "test_augmentations",
     "test_augmentation",
     "input_format",
     "dataset_names",
-    "trainer_class",
 ]
 
 AnyConfig = Union[CfgNode, DictConfig]
@@ -93,14 +95,24 @@ def _is_saved_lazy_config(path: str) -> bool:
     return isinstance(top, dict) and "model" in top and "train" in top
 
 
+def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
+    """Detectron2's config with the SOLO keys, ``config_file`` and ``opts`` merged, frozen;
+    the datasets it declares (``DATASETS.REGISTER_COCO_INSTANCES``) are registered."""
+    cfg = get_cfg()
+    add_solo_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    register_cfg_datasets(cfg)
+    return cfg
+
+
 def load_config(config_file: str, opts: Sequence[str] = ()) -> AnyConfig:
     """The config in ``config_file`` with ``opts`` applied, its declared datasets registered:
     a ``.py`` file, or a yaml file that ``LazyConfig.save`` wrote (a LazyConfig run's
     ``config.yaml``), is a LazyConfig; any other file a yaml config
-    (:func:`~solo_d2.engine.get_solo_cfg`, frozen)."""
+    (:func:`get_solo_cfg`, frozen)."""
     if not (config_file.endswith(".py") or _is_saved_lazy_config(config_file)):
-        from .trainer import get_solo_cfg
-
         return get_solo_cfg(config_file, opts)
     _check_lazy_overrides(opts)
     cfg = LazyConfig.apply_overrides(LazyConfig.load(config_file), list(opts))
@@ -197,6 +209,22 @@ def max_bad_files(cfg: AnyConfig) -> Tuple[float, str]:
     return (_yaml_defaults().DATALOADER.MAX_BAD_FILES if value is None else value), key
 
 
+def launch_options(cfg) -> Dict[str, Any]:
+    """:func:`~solo_d2.launch.launch`'s keyword arguments from a config: the device
+    (MODEL.DEVICE / ``train.device``) and the cluster settings (yaml ``CLUSTER.*``, LazyConfig
+    ``train.cluster.*``; :func:`cluster_setting`)."""
+    timeout, key = cluster_setting(cfg, "collective_timeout")
+    if not timeout > 0:
+        raise ValueError(f"{key}={timeout}: expected seconds > 0")
+    return dict(
+        device=config_device(cfg),
+        timeout=timedelta(seconds=float(timeout)),
+        heartbeat_period=float(cluster_setting(cfg, "heartbeat_period")[0]),
+        dead_process_timeout=float(cluster_setting(cfg, "dead_process_timeout")[0]),
+        preempt_signals=tuple(cluster_setting(cfg, "preempt_signals")[0]),
+    )
+
+
 def build_solo_model(cfg: AnyConfig, device: str = "") -> nn.Module:
     """The config's model, on ``device`` (default: the config's), weights not loaded: Detectron2's
     ``build_model`` for a yaml config, ``instantiate(cfg.model)`` for a LazyConfig."""
@@ -243,17 +271,3 @@ def dataset_names(cfg: AnyConfig, split: str) -> List[str]:
     if names is None:
         return []
     return [names] if isinstance(names, str) else list(names)
-
-
-def trainer_class(cfg: AnyConfig) -> type:
-    """:class:`~solo_d2.engine.SOLOTrainer` for a yaml config,
-    :class:`~solo_d2.engine.LazySOLOTrainer` for a LazyConfig: both have Detectron2's
-    DefaultTrainer interface (``Trainer(cfg)``, ``resume_or_load``, ``train``, and the
-    class methods ``build_model(cfg)`` and ``test(cfg, model)``)."""
-    if is_lazy(cfg):
-        from .lazy_trainer import LazySOLOTrainer
-
-        return LazySOLOTrainer
-    from .trainer import SOLOTrainer
-
-    return SOLOTrainer

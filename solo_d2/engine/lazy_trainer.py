@@ -43,13 +43,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
-from ..data.bad_files import SkippedSamples
+from ..data.bad_files import BadFilesHook, SkippedSamples
 from ..data.class_checks import check_dataset_classes
+from ..launch import AgreedStopHook, create_ddp_model
 from ..modeling.precision import resolve_train_amp
 from ..solver import clip_full_model_gradients
-from .agreed_stop import AgreedStopHook
 from .amp import step_trainer
-from .bad_files import BadFilesHook
 from .configs import (
     build_solo_model,
     cluster_setting,
@@ -57,11 +56,10 @@ from .configs import (
     max_bad_files,
     register_datasets,
 )
-from .launch import create_ddp_model
 from .robust_loaders import continue_sampler, test_loader, train_loader
-from .trainer import metric_writers
+from .trainer import SOLOTrainer, metric_writers
 
-__all__ = ["LazySOLOTrainer", "model_num_classes"]
+__all__ = ["LazySOLOTrainer", "model_num_classes", "trainer_class"]
 
 # Detectron2's own name: default_setup writes its messages to <output_dir>/log.txt
 logger = logging.getLogger("detectron2")
@@ -265,3 +263,13 @@ class LazySOLOTrainer(TrainerBase):
         if len(results) == 1:
             return list(results.values())[0]
         return results
+
+
+def trainer_class(cfg) -> type:
+    """:class:`~solo_d2.engine.SOLOTrainer` for a yaml config, :class:`LazySOLOTrainer` for a
+    LazyConfig: both have Detectron2's DefaultTrainer interface (``Trainer(cfg)``,
+    ``resume_or_load``, ``train``, and the class methods ``build_model(cfg)`` and
+    ``test(cfg, model)``)."""
+    from .configs import is_lazy
+
+    return LazySOLOTrainer if is_lazy(cfg) else SOLOTrainer

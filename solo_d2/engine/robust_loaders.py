@@ -21,7 +21,7 @@ from ..data.bad_files import (
     describe_limit,
 )
 from ..data.resumable_sampler import ResumableSampler
-from .preemption_signals import spare_workers
+from ..launch.preemption_signals import spare_workers
 
 __all__ = ["train_loader", "test_loader", "continue_sampler"]
 

@@ -12,17 +12,17 @@
   checkpoints only (:class:`~solo_d2.checkpoint.SOLOCheckpointer`), where the training sampler
   continues after the images already seen (:class:`~solo_d2.data.resumable_sampler.ResumableSampler`),
 * bad files skipped, counted and limited (``DATALOADER.MAX_BAD_FILES``,
-  :mod:`solo_d2.engine.bad_files`), and left out of evaluation,
+  :class:`~solo_d2.data.bad_files.BadFilesHook`), and left out of evaluation,
 * preemption signals (``CLUSTER.PREEMPT_SIGNALS``): a checkpoint, then exit status 75, with
   data workers that ignore them; a checkpoint rank 0 could not write stops every process
-  (:mod:`solo_d2.engine.agreed_stop`),
+  (:mod:`solo_d2.launch.agreed_stop`),
 * metrics written every ``SOLVER.LOG_PERIOD`` iterations.
 """
 import logging
 import os
 import weakref
 
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.data import build_detection_test_loader
 from detectron2.data.build import _train_loader_from_config
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
@@ -32,33 +32,18 @@ from detectron2.utils.file_io import PathManager
 from detectron2.utils.logger import setup_logger
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
-from ..config import add_solo_config
-from ..data.bad_files import DropSkippedSamples, SkippedSamples
+from ..data.bad_files import BadFilesHook, DropSkippedSamples, SkippedSamples
 from ..data.cfg_datasets import register_cfg_datasets
 from ..data.class_checks import check_dataset_classes
 from ..data.mapper import SOLODatasetMapper
+from ..evaluation import SOLOCOCOEvaluator
+from ..launch import AgreedStopHook, create_ddp_model
 from ..solver import build_solo_optimizer
 from .amp import build_step_trainer
-from .bad_files import BadFilesHook
-from .evaluation import SOLOCOCOEvaluator
-from .agreed_stop import AgreedStopHook
 from .configs import max_bad_files
-from .launch import create_ddp_model
 from .robust_loaders import continue_sampler, test_loader, train_loader
 
-__all__ = ["SOLOTrainer", "get_solo_cfg", "metric_writers"]
-
-
-def get_solo_cfg(config_file: str, opts=()) -> CfgNode:
-    """Detectron2's config with the SOLO keys, ``config_file`` and ``opts`` merged, frozen;
-    the datasets it declares (``DATASETS.REGISTER_COCO_INSTANCES``) are registered."""
-    cfg = get_cfg()
-    add_solo_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    cfg.freeze()
-    register_cfg_datasets(cfg)
-    return cfg
+__all__ = ["SOLOTrainer", "metric_writers"]
 
 
 def metric_writers(output_dir: str, max_iter: int, window: int) -> list:
@@ -77,10 +62,6 @@ class SOLOTrainer(DefaultTrainer):
     """DefaultTrainer for SOLO-family models (see the module docstring). Used as
     Detectron2's: ``trainer = SOLOTrainer(cfg); trainer.resume_or_load(resume); trainer.train()``.
     """
-
-    #: read by solo_d2.config_checks.check_trainer_honours_config: this trainer honours
-    #: SOLVER.OPTIMIZER, CLIP_TYPE "full_model", INPUT.RESIZE_BACKEND and the other SOLO keys
-    honours_solo_settings = True
 
     def __init__(self, cfg: CfgNode):
         # DefaultTrainer.__init__, with a DDP wrapper that accepts CPU models and our

@@ -25,7 +25,7 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.mapper import SOLODatasetMapper
-from ..engine.evaluation import SOLOCOCOEvaluator
+from ..evaluation import SOLOCOCOEvaluator
 from ..modeling import SOLO, SOLO_HEAD_REGISTRY
 from ..modeling.backbone import resnet_stages
 from ..modeling.meta_arch import solo_settings

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 from detectron2.utils.registry import _convert_target_to_string, locate
 from omegaconf import DictConfig, OmegaConf
 
-from ..checkpoint.checkpointer import atomic_write
+from ..utils.file_io import atomic_write
 
 __all__ = ["lazy_config_source", "save_lazy_config"]
 

@@ -14,8 +14,7 @@ from detectron2.structures import ImageList, Instances
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..config_checks import check_trainer_honours_config, validate_solo_config
-from ..data.class_checks import check_dataset_classes
+from ..config.checks import validate_solo_config
 from .heads import build_solo_head
 from .heads.base import SOLOHeadBase, describe_levels
 from .inference import category_probs, predict_image, predict_instances
@@ -121,9 +120,6 @@ class SOLO(nn.Module):
         if not cfg.MODEL.MASK_ON:
             raise ValueError("SOLO predicts masks and trains on them: set MODEL.MASK_ON True")
         validate_solo_config(cfg)
-        check_trainer_honours_config(cfg)
-        # Datasets whose class names are known before loading; SOLOTrainer checks the rest.
-        check_dataset_classes([*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], cfg.MODEL.SOLO.NUM_CLASSES)
         return {
             "backbone": build_backbone(cfg),
             # built by __init__ for the backbone's outputs MODEL.SOLO.IN_FEATURES

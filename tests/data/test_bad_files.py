@@ -1,4 +1,4 @@
-"""Bad files in a training run (solo_d2.data.bad_files, solo_d2.engine.bad_files) and in
+"""Bad files in a training run (solo_d2.data.bad_files) and in
 evaluation:
 
 * the mapper names the file (and annotation) of what cannot become a sample: unreadable
@@ -35,7 +35,7 @@ from solo_d2.data.bad_files import (
     bad_file_limit,
 )
 from solo_d2.engine import SOLOCOCOEvaluator, SOLOTrainer
-from solo_d2.exit_status import EXIT_BAD_FILES
+from solo_d2.launch.exit_status import EXIT_BAD_FILES
 
 BAD = ("0003.png", "0005.png")
 

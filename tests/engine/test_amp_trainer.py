@@ -91,12 +91,3 @@ def test_step_trainer_by_device_and_precision(toy, tmp_path):
     cfg.SOLVER.AMP.PRECISION = "fp16"
     with pytest.raises(ValueError, match="SOLVER.AMP.PRECISION is 'fp16'"):
         build_step_trainer(cfg, model, [], opt)
-
-
-def test_default_trainer_refuses_cpu_amp(toy, tmp_path):
-    """Detectron2's DefaultTrainer would build its AMPTrainer, which asserts CUDA at the first
-    step: refused at construction, naming the setting and SOLOTrainer."""
-    from detectron2.engine import DefaultTrainer
-
-    with pytest.raises(ValueError, match="SOLVER.AMP on 'cpu' with PRECISION 'auto'.*SOLOTrainer"):
-        DefaultTrainer(_cfg(toy, tmp_path, True))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import torch
 
-from ..checkpointer import atomic_write
+from ...utils.file_io import atomic_write
 from ..safe_load import CheckpointReadError, load_torch_file
 from .config_reader import load_mmdet_config_file, parse_mmdet_config
 from .d2_config import mmdet_config_to_d2
@@ -141,33 +141,22 @@ def verify_loadable(cfg: "CfgNode", model_state: Dict[str, torch.Tensor]) -> Non
 def write_outputs(
     d2_ckpt: Dict[str, Any], cfg: "CfgNode", dst: str, config_out: Optional[str]
 ) -> List[str]:
-    """Save the checkpoint, the config (a yaml, or for a ``.py`` ``config_out`` the
-    LazyConfig that builds the same model, :func:`solo_d2.lazy.yaml_to_lazy`) and, when there
-    are class names, ``<dst without extension>.classes.json``."""
+    """Save the checkpoint, the yaml config ``config_out`` (when given) and, when there are
+    class names, ``<dst without extension>.classes.json``; returns the paths written. (A
+    LazyConfig instead of the yaml is ``solo_d2.lazy``'s to write:
+    ``tools/convert_mmdet_checkpoint.py --config-out X.py`` composes the two.)"""
     written = []
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     atomic_write(dst, lambda f: torch.save(d2_ckpt, f))
     written.append(dst)
-    if config_out and config_out.endswith(".py"):
-        from ...lazy import save_lazy_config, yaml_to_lazy
-
-        header = (
-            f"solo_d2 LazyConfig of the converted mmdet checkpoint {os.path.basename(dst)} "
-            f"({cfg.MODEL.SOLO.HEAD_NAME}, {cfg.MODEL.SOLO.NUM_CLASSES} classes), written by "
-            "tools/convert_mmdet_checkpoint.py.\n\n"
-            f"    python train_net.py --config-file {os.path.basename(config_out)} --eval-only\n"
-            "\nName your data with dataloader.register_coco_instances and "
-            "dataloader.{train,test}.dataset.names (docs/LAZYCONFIG.md)."
-        )
-        written.append(save_lazy_config(yaml_to_lazy(cfg), config_out, header))
-    elif config_out:
-        with open(config_out, "w") as f:
-            f.write(cfg.dump())
+    if config_out:
+        text = cfg.dump()
+        atomic_write(config_out, lambda f: f.write(text.encode()))
         written.append(config_out)
     if d2_ckpt.get("thing_classes"):
         path = os.path.splitext(dst)[0] + ".classes.json"
-        with open(path, "w") as f:
-            json.dump(d2_ckpt["thing_classes"], f, indent=1)
+        text = json.dumps(d2_ckpt["thing_classes"], indent=1)
+        atomic_write(path, lambda f: f.write(text.encode()))
         written.append(path)
     return written
 

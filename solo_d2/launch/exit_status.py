@@ -1,4 +1,4 @@
-"""The exit statuses of ``train_net.py`` (and :func:`solo_d2.engine.launch`) that cluster
+"""The exit statuses of ``train_net.py`` (and :func:`solo_d2.launch`) that cluster
 scripts act on, and the errors that end a run with one of them.
 
 =====  ============================================================================
@@ -23,6 +23,7 @@ import sys
 
 __all__ = [
     "announce",
+    "CheckpointWriteError",
     "EXIT_BAD_FILES",
     "EXIT_CHECKPOINT_WRITE",
     "EXIT_PEER_LOST",
@@ -55,6 +56,17 @@ class TrainingPreempted(SystemExit):
         super().__init__(EXIT_PREEMPTED)
         self.iteration = iteration
         self.checkpoint = checkpoint
+
+
+class CheckpointWriteError(RunStopped):
+    """A checkpoint could not be written; the previous one is intact (exit status 74).
+    ``agreed``: every process raises it together."""
+
+    exit_status = EXIT_CHECKPOINT_WRITE
+
+    def __init__(self, message: str, agreed: bool = False):
+        super().__init__(message)
+        self.agreed = agreed
 
 
 def announce(logger: logging.Logger, message: str) -> None:

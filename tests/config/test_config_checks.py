@@ -1,4 +1,4 @@
-"""Every MODEL.SOLO.* value is checked when the model is built (solo_d2/config_checks.py),
+"""Every MODEL.SOLO.* value is checked when the model is built (solo_d2/config/checks.py),
 and a bad one is refused naming the key, the value and what is expected."""
 import glob
 import os
@@ -11,7 +11,7 @@ from detectron2.structures import Boxes, Instances
 
 import solo_d2
 from conftest import ROOT, tiny_cfg
-from solo_d2.config_checks import validate_solo_config
+from solo_d2.config.checks import validate_solo_config
 
 
 # (key, bad value, words the error must contain)

@@ -1,20 +1,18 @@
 """Config checks run when the model is built: ``validate_solo_config(cfg)`` checks every
-``MODEL.SOLO.*`` value; ``check_trainer_honours_config(cfg)`` stops a plain Detectron2
-DefaultTrainer from silently ignoring settings that only SOLOTrainer honours.
+``MODEL.SOLO.*`` value.
 
 yacs checks only that a value keeps its type at the top (a list stays a list), so a flat
 ``SCALE_RANGES``, a float grid size or a zero class count would otherwise fail later, deep
 inside a layer or a target assignment, or not at all. Each error names the key, the value
 and what is expected.
 """
-import inspect
 import numbers
 from typing import Any, Callable, List
 
 from detectron2.config import CfgNode
 from detectron2.layers import get_norm
 
-__all__ = ["validate_solo_config", "check_trainer_honours_config"]
+__all__ = ["validate_solo_config"]
 
 
 def _is_int(v: Any) -> bool:
@@ -141,50 +139,3 @@ def validate_solo_config(cfg: CfgNode) -> None:
     c.one_of(t + "AMP", ("", "bfloat16", "float16"))
     if c.errors:
         raise ValueError("Invalid config values:\n  " + "\n  ".join(c.errors))
-
-
-def _solo_trainer_settings(cfg: CfgNode) -> List[str]:
-    """The settings of ``cfg`` that only :class:`solo_d2.SOLOTrainer` honours, each as
-    'KEY VALUE'; Detectron2's DefaultTrainer would ignore them or fail deep inside."""
-    found = []
-    if cfg.SOLVER.OPTIMIZER.upper() != "SGD":
-        found.append(f"SOLVER.OPTIMIZER {cfg.SOLVER.OPTIMIZER!r} (DefaultTrainer builds SGD)")
-    clip = cfg.SOLVER.CLIP_GRADIENTS
-    if clip.ENABLED and clip.CLIP_TYPE == "full_model":
-        found.append("SOLVER.CLIP_GRADIENTS.CLIP_TYPE 'full_model' (DefaultTrainer knows "
-                     "'value' and 'norm' only)")
-    if cfg.INPUT.RESIZE_BACKEND != "pil":
-        found.append(f"INPUT.RESIZE_BACKEND {cfg.INPUT.RESIZE_BACKEND!r} (DefaultTrainer's "
-                     "loaders resize with PIL)")
-    if cfg.DATASETS.REGISTER_COCO_INSTANCES:
-        found.append("DATASETS.REGISTER_COCO_INSTANCES (DefaultTrainer registers nothing)")
-    amp = cfg.SOLVER.AMP
-    if amp.ENABLED and (not cfg.MODEL.DEVICE.startswith("cuda") or amp.PRECISION == "bfloat16"):
-        found.append(f"SOLVER.AMP on {cfg.MODEL.DEVICE!r} with PRECISION {amp.PRECISION!r} "
-                     "(DefaultTrainer's AMPTrainer runs float16 on CUDA only)")
-    if cfg.SOLVER.LOG_PERIOD != 20:
-        found.append(f"SOLVER.LOG_PERIOD {cfg.SOLVER.LOG_PERIOD} (DefaultTrainer writes every 20)")
-    return found
-
-
-def check_trainer_honours_config(cfg: CfgNode) -> None:
-    """Raise ValueError when a Detectron2 ``DefaultTrainer`` that is not a SOLOTrainer is
-    being constructed (the model is built inside its ``__init__``) with settings that only
-    SOLOTrainer honours: never a silent substitution (SGD for AdamW, PIL for OpenCV)."""
-    from detectron2.engine import DefaultTrainer
-
-    frame = inspect.currentframe()
-    while frame is not None:
-        trainer = frame.f_locals.get("self")
-        if frame.f_code.co_name == "__init__" and isinstance(trainer, DefaultTrainer):
-            if getattr(trainer, "honours_solo_settings", False):
-                return
-            unsupported = _solo_trainer_settings(cfg)
-            if unsupported:
-                raise ValueError(
-                    f"{type(trainer).__name__} is Detectron2's DefaultTrainer, which cannot "
-                    f"honour {'; '.join(unsupported)}. Train with solo_d2.SOLOTrainer (a "
-                    "DefaultTrainer subclass: derive your trainer from it instead)."
-                )
-            return
-        frame = frame.f_back

@@ -2,16 +2,16 @@
 SLURM's ``srun`` (processes started by the launcher), on CPUs (GLOO) and GPUs (NCCL).
 
 * Detectron2's ``launch`` spawns processes itself and ignores torchrun's and SLURM's
-  variables; here, when :func:`~solo_d2.engine.cluster_env.detect_cluster_env` finds them,
+  variables; here, when :func:`~solo_d2.launch.cluster_env.detect_cluster_env` finds them,
   this process *is* one rank: it joins the run's process group (``env://`` for torchrun,
   the first host of the node list for SLURM) and spawns nothing.
 * The backend follows the model's device (``MODEL.DEVICE``): GLOO with no device ids for
   CPU models (Detectron2 picks NCCL whenever CUDA exists, and its ``create_ddp_model``
   passes device ids that DistributedDataParallel refuses for a CPU model), NCCL otherwise.
-* Every rank runs a :class:`~solo_d2.engine.watchdog.PeerWatchdog`: a dead process ends the
+* Every rank runs a :class:`~solo_d2.launch.watchdog.PeerWatchdog`: a dead process ends the
   others within ``dead_process_timeout`` seconds, naming its rank (exit status 76).
 * Runs that stop on purpose end every process with the same documented status
-  (:mod:`solo_d2.exit_status`); the spawning parent forwards preemption signals to its
+  (:mod:`solo_d2.launch.exit_status`); the spawning parent forwards preemption signals to its
   processes and exits with their status.
 """
 import gc
@@ -31,13 +31,12 @@ from detectron2.engine.launch import DEFAULT_TIMEOUT, _find_free_port
 from detectron2.utils import comm
 from torch import nn
 
-from ..exit_status import EXIT_PEER_LOST, RunStopped, TrainingPreempted, announce
-from .configs import cluster_setting, config_device
+from .exit_status import EXIT_PEER_LOST, RunStopped, TrainingPreempted, announce
 from .cluster_env import ClusterEnv, ClusterEnvError, detect_cluster_env
 from .preemption_signals import parse_signals
 from .watchdog import PeerWatchdog, _exit_peer_lost, _flush_logs
 
-__all__ = ["launch", "launch_options", "create_ddp_model"]
+__all__ = ["launch", "create_ddp_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +69,10 @@ def launch(
         preempt_signals: signals the spawning parent forwards to its processes
             (``CLUSTER.PREEMPT_SIGNALS``; the trainer's hook acts on them).
 
-    Under torchrun or srun (see :mod:`~solo_d2.engine.cluster_env`), this process is one rank
+    Under torchrun or srun (see :mod:`~solo_d2.launch.cluster_env`), this process is one rank
     and ``num_processes_per_machine`` / ``num_machines`` / ``machine_rank`` must be left at
     their defaults or agree with the launcher's; ``dist_url`` is not used.
-    Exits the process with a status of :mod:`solo_d2.exit_status` when the run stops on
+    Exits the process with a status of :mod:`solo_d2.launch.exit_status` when the run stops on
     purpose (preempted, bad files, checkpoint not written, a process lost).
     """
     if not 0 < heartbeat_period < dead_process_timeout:
@@ -125,22 +124,6 @@ def launch(
     )
     with _forwarding(preempt_signals, context.pids()):
         _join(context, machine_rank * num_processes_per_machine)
-
-
-def launch_options(cfg) -> Dict[str, Any]:
-    """:func:`launch`'s keyword arguments from a config: the device (MODEL.DEVICE /
-    ``train.device``) and the cluster settings (yaml ``CLUSTER.*``, LazyConfig
-    ``train.cluster.*``; :func:`~solo_d2.engine.configs.cluster_setting`)."""
-    timeout, key = cluster_setting(cfg, "collective_timeout")
-    if not timeout > 0:
-        raise ValueError(f"{key}={timeout}: expected seconds > 0")
-    return dict(
-        device=config_device(cfg),
-        timeout=timedelta(seconds=float(timeout)),
-        heartbeat_period=float(cluster_setting(cfg, "heartbeat_period")[0]),
-        dead_process_timeout=float(cluster_setting(cfg, "dead_process_timeout")[0]),
-        preempt_signals=tuple(cluster_setting(cfg, "preempt_signals")[0]),
-    )
 
 
 def _check_arguments_agree(cluster: ClusterEnv, per_machine: int, machines: int,
@@ -204,7 +187,7 @@ def run_rank(main_func: Callable[..., Any], args: Sequence[Any], *, rank: int, l
     """Join the run as ``rank``, run ``main_func(*args)`` under the watchdog, leave.
 
     Ends the process with the run's exit status when it stops on purpose, and with
-    :data:`~solo_d2.exit_status.EXIT_PEER_LOST` when another process died.
+    :data:`~solo_d2.launch.exit_status.EXIT_PEER_LOST` when another process died.
     """
     cuda = torch.device(device).type == "cuda"
     if cuda:

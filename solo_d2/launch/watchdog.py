@@ -7,7 +7,7 @@ others' counters. A process whose counter has not moved for ``timeout`` seconds 
 process's clock (no clocks are compared across machines) is dead, killed, or its machine is
 gone; so is every process when the store itself (run by rank 0, or by torchrun's agent)
 cannot be reached. The watchdog then logs which rank, and ends this process with
-:data:`~solo_d2.exit_status.EXIT_PEER_LOST`. The thread beats while the main thread works
+:data:`~solo_d2.launch.exit_status.EXIT_PEER_LOST`. The thread beats while the main thread works
 (training, a long evaluation on rank 0), so a busy process is never taken for dead.
 
 When a collective fails at once (GLOO reports a peer's closed connection within a second),
@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch.distributed as dist
 
-from ..exit_status import EXIT_PEER_LOST, announce
+from .exit_status import EXIT_PEER_LOST, announce
 
 __all__ = ["PeerWatchdog"]
 

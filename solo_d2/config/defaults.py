@@ -125,7 +125,7 @@ def add_solo_config(cfg: CN) -> None:
     # count, a value in (0, 1) a fraction of the training images, 0 none, negative no limit.
     _C.DATALOADER.MAX_BAD_FILES = 0.001
 
-    # Long runs on clusters (docs/CLUSTERS.md); read by solo_d2.engine.launch and SOLOTrainer.
+    # Long runs on clusters (docs/CLUSTERS.md); read by solo_d2.launch and SOLOTrainer.
     _C.CLUSTER = CN()
     # Signals on which training finishes its iteration, writes a checkpoint and exits with
     # status 75 (preemption; SLURM warns with SIGUSR1). [] keeps the signals' default action.

@@ -1,11 +1,11 @@
-"""solo_d2.engine.cluster_env: where a process sits in a torchrun / srun launch, read from the
+"""solo_d2.launch.cluster_env: where a process sits in a torchrun / srun launch, read from the
 launcher's variables (values as torchrun and srun set them, checked by hand)."""
 import re
 
 import pytest
 
 from launch_helpers import slurm_env
-from solo_d2.engine.cluster_env import (
+from solo_d2.launch.cluster_env import (
     ClusterEnv,
     ClusterEnvError,
     detect_cluster_env,

@@ -1,4 +1,4 @@
-"""solo_d2.engine.preemption_signals: a preemption signal sent to a whole process group (as
+"""solo_d2.launch.preemption_signals: a preemption signal sent to a whole process group (as
 schedulers send it) is noted by the training process, and the data workers of a loader made
 to spare them (fork or spawn, through a real DataLoader) ignore it instead of dying of it."""
 import os
@@ -9,12 +9,12 @@ import textwrap
 
 import pytest
 
-from solo_d2.engine.preemption_signals import parse_signals
+from solo_d2.launch.preemption_signals import parse_signals
 
 SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
     import torch.utils.data as data
-    from solo_d2.engine.preemption_signals import PreemptionSignals, spare_workers
+    from solo_d2.launch.preemption_signals import PreemptionSignals, spare_workers
 
     class Slow(data.Dataset):
         def __len__(self):

@@ -1,4 +1,4 @@
-"""solo_d2.engine.watchdog.PeerWatchdog on a real TCPStore: a process that stops beating is
+"""solo_d2.launch.watchdog.PeerWatchdog on a real TCPStore: a process that stops beating is
 named within the timeout, a live one never is, and a store that goes away (with rank 0) is
 noticed. (The launches that use it are tested in test_dead_process.py.)"""
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import torch.distributed as dist
 
 from launch_helpers import free_port
-from solo_d2.engine.watchdog import PeerWatchdog
+from solo_d2.launch.watchdog import PeerWatchdog
 
 
 class _Verdicts:

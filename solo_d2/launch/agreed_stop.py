@@ -3,13 +3,13 @@
 * **preemption**: on a preemption signal (SIGTERM, SLURM's SIGUSR1 warning;
   ``CLUSTER.PREEMPT_SIGNALS``), every process finishes the iteration it is in, rank 0 writes
   a checkpoint of that iteration (the checkpointer's atomic write), and all processes exit
-  with :data:`~solo_d2.exit_status.EXIT_PREEMPTED` (75). ``--resume`` continues from the next
+  with :data:`~solo_d2.launch.exit_status.EXIT_PREEMPTED` (75). ``--resume`` continues from the next
   iteration with the same weights, optimizer, scheduler and iteration counter.
 * **a checkpoint rank 0 could not write** (disk full): Detectron2 saves on rank 0 alone, so
   the checkpointer keeps the error (``defer_write_errors``) and here every process raises
   :class:`~solo_d2.checkpoint.checkpointer.CheckpointWriteError` (exit status 74) together.
 
-Signals are only noted (:class:`~solo_d2.engine.preemption_signals.PreemptionSignals`; the
+Signals are only noted (:class:`~solo_d2.launch.preemption_signals.PreemptionSignals`; the
 trainer's data workers ignore them). After every iteration the processes agree (one
 all-reduce of two flags) whether any of them got a signal or failed a write, so that all
 stop after the same iteration even when the signal reached them at different moments, or
@@ -22,9 +22,9 @@ from typing import Sequence
 
 from detectron2.engine import HookBase
 
-from ..checkpoint.checkpointer import CheckpointWriteError
-from ..distributed import max_over_processes
-from ..exit_status import EXIT_PREEMPTED, TrainingPreempted
+from .exit_status import CheckpointWriteError
+from .comm import max_over_processes
+from .exit_status import EXIT_PREEMPTED, TrainingPreempted
 from .preemption_signals import PreemptionSignals, parse_signals
 
 __all__ = ["AgreedStopHook", "parse_signals"]

@@ -167,7 +167,7 @@ def test_leaving_releases_every_process_group(tmp_path):
     import torch.distributed as dist
     from detectron2.utils import comm
 
-    from solo_d2.engine.launch import _leave_process_group
+    from solo_d2.launch.launch import _leave_process_group
 
     dist.init_process_group(
         "gloo", init_method=f"file://{tmp_path / 'store'}", world_size=1, rank=0
