@@ -29,6 +29,7 @@ from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
 from solo_d2.utils.cli import HelpFormatter
 from solo_d2.engine import launch, launch_options, load_config, trainer_class
 from solo_d2.engine.configs import config_output_dir, config_weights, is_lazy
+from solo_d2.engine.run_summary import log_run_summary, mark_run_start
 
 
 def setup(args):
@@ -50,10 +51,14 @@ def main(args):
         res = trainer_cls.test(cfg, model)
         if comm.is_main_process() and not is_lazy(cfg):
             verify_results(cfg, res)
-        return res
-    trainer = trainer_cls(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+        trainer = None
+    else:
+        trainer = trainer_cls(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        res = trainer.train()
+    if comm.is_main_process():  # the last line: wall time since the start, speed
+        log_run_summary(trainer)
+    return res
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -74,6 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    mark_run_start()  # processes spawned by --num-gpus count the time from here
     args = parse_args()
     print("Command Line Args:", args)
     try:

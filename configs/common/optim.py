@@ -21,7 +21,8 @@ SGD = L(torch.optim.SGD)(
     foreach=True,
 )
 
-# the from-scratch quick starts (yaml SOLVER.OPTIMIZER "ADAMW")
+# the from-scratch quick starts (yaml SOLVER.OPTIMIZER "ADAMW"): torch's fused AdamW, as the
+# yaml path builds it
 AdamW = L(torch.optim.AdamW)(
     params=L(get_default_optimizer_params)(
         base_lr="${..lr}", weight_decay_norm="${..weight_decay}"
@@ -29,4 +30,5 @@ AdamW = L(torch.optim.AdamW)(
     lr=0.002,
     betas=(0.9, 0.999),
     weight_decay=1e-4,
+    fused=True,
 )

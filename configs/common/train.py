@@ -1,8 +1,9 @@
 """Training settings read by solo_d2's trainer (``python train_net.py --config-file X.py``):
 Detectron2's configs/common/train.py, plus what solo_d2's yaml configs also set.
 
-``train.amp.precision``: "auto" (float16 with grad scaling on CUDA, bfloat16 on the CPU),
-"float16" or "bfloat16" (yaml SOLVER.AMP.PRECISION). ``train.clip_grad``: one norm over all
+``train.amp.precision``: "auto" (float16 with grad scaling on CUDA, bfloat16 on a CPU with
+bf16 units, fp32 with a warning on one without), "float16" or "bfloat16" (yaml
+SOLVER.AMP.PRECISION). ``train.clip_grad``: one norm over all
 gradients, as mmdet's ``clip_grad`` (yaml CLIP_TYPE "full_model"). ``train.cluster``: long
 runs on clusters, the yaml CLUSTER.* keys in lower case (docs/CLUSTERS.md).
 """

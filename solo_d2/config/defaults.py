@@ -116,7 +116,8 @@ def add_solo_config(cfg: CN) -> None:
     # Detectron2's DefaultTrainer fixes it at 20.
     _C.SOLVER.LOG_PERIOD = 20
     # SOLOTrainer: autocast dtype of training under SOLVER.AMP.ENABLED (Detectron2 has no key
-    # for it): "auto" (float16 with grad scaling on CUDA, Detectron2's; bfloat16 on the CPU),
+    # for it): "auto" (float16 with grad scaling on CUDA, Detectron2's; bfloat16 on a CPU with
+    # bf16 units, fp32 with a warning on one without, where bf16 is slower than fp32),
     # "float16" (grad scaling) or "bfloat16" (no scaling needed: fp32's exponent range).
     _C.SOLVER.AMP.PRECISION = "auto"
 

@@ -5,6 +5,7 @@ Detectron2's AMPTrainer asserts CUDA and enters ``torch.cuda.amp.autocast``; the
 ``torch.autocast("cpu", ...)``. The model keeps its losses in fp32 under either
 (:mod:`solo_d2.modeling.precision`).
 """
+import logging
 import time
 from typing import Optional
 
@@ -17,6 +18,8 @@ from torch import nn
 from ..modeling.precision import train_amp_dtype
 
 __all__ = ["AutocastTrainer", "build_step_trainer", "step_trainer"]
+
+logger = logging.getLogger("detectron2")
 
 
 class AutocastTrainer(AMPTrainer):
@@ -70,8 +73,10 @@ def build_step_trainer(cfg: CfgNode, model: nn.Module, data_loader, optimizer) -
     Detectron2's AMPTrainer for float16 on CUDA, :class:`AutocastTrainer` otherwise (bfloat16
     on CUDA, any precision on the CPU)."""
     device_type = torch.device(cfg.MODEL.DEVICE).type
-    return step_trainer(model, data_loader, optimizer, device_type,
-                        train_amp_dtype(cfg, device_type))
+    dtype = train_amp_dtype(cfg, device_type)
+    if dtype is not None:
+        logger.info(f"Training under {dtype} autocast on {device_type} (SOLVER.AMP)")
+    return step_trainer(model, data_loader, optimizer, device_type, dtype)
 
 
 def step_trainer(

@@ -9,6 +9,7 @@ terms.
 """
 import contextlib
 import functools
+import logging
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import torch
@@ -19,6 +20,7 @@ __all__ = [
     "amp_dtype",
     "train_amp_dtype",
     "resolve_train_amp",
+    "cpu_has_bf16",
     "fp32_region",
     "fp32_ops",
     "to_fp32",
@@ -28,6 +30,12 @@ __all__ = [
 
 #: the names the config takes (torch's dtype names, as Detectron2's AMPTrainer ``precision``)
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+#: /proc/cpuinfo flags of bf16 arithmetic: AVX-512 bf16 dot products and AMX tiles (x86),
+#: "bf16" in the Features of an Arm CPU (Armv8.6 BFDOT / BFMMLA)
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,15 +59,40 @@ def train_amp_dtype(cfg, device_type: str) -> Optional[torch.dtype]:
                              "SOLVER.AMP.PRECISION")
 
 
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU reports bf16 arithmetic (any of :data:`BF16_CPU_FLAGS` in the first
+    ``flags`` or ``Features`` line of ``cpuinfo``); False where the file cannot be read.
+
+    Without these units torch still runs bf16 (oneDNN converts to fp32 around each op), but
+    slower than fp32."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return any(flag in BF16_CPU_FLAGS for flag in line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return False
+
+
 def resolve_train_amp(enabled: bool, name: str, device_type: str, key: str) -> Optional[torch.dtype]:
     """Training's autocast dtype: None unless ``enabled``; ``name`` "auto" is float16 on CUDA
     (Detectron2's AMPTrainer default) and bfloat16 elsewhere (CPUs have bf16 arithmetic, fp16
-    only as a storage type). Other names than "auto" and AMP_DTYPES' are a ValueError naming
-    ``key``."""
+    only as a storage type), except on a CPU without bf16 units (:func:`cpu_has_bf16`): None
+    there, with a warning, as bf16 would be slower than fp32. "bfloat16" and "float16" are
+    taken as asked; other names are a ValueError naming ``key``."""
     if not enabled:
         return None
     if name == "auto":
-        return torch.float16 if device_type == "cuda" else torch.bfloat16
+        if device_type == "cuda":
+            return torch.float16
+        if device_type == "cpu" and not cpu_has_bf16():
+            logger.warning(
+                f"{key} 'auto': this CPU reports no bf16 arithmetic (none of "
+                f"{', '.join(BF16_CPU_FLAGS)} in /proc/cpuinfo), where bf16 autocast is slower "
+                f"than fp32: training in fp32. Set {key} bfloat16 to train under bf16 anyway.")
+            return None
+        return torch.bfloat16
     if name not in AMP_DTYPES:
         raise ValueError(f"{key} is {name!r}; expected 'auto' or one of {sorted(AMP_DTYPES)}")
     return AMP_DTYPES[name]

@@ -7,8 +7,9 @@ import torch
 from detectron2.data.datasets import register_coco_instances
 from detectron2.engine import AMPTrainer, SimpleTrainer
 
-from conftest import tiny_cfg, write_toy_coco
+from conftest import capture_logs, tiny_cfg, write_toy_coco
 from solo_d2.engine import SOLOTrainer
+from solo_d2.modeling import precision
 from solo_d2.engine.amp import AutocastTrainer, build_step_trainer
 
 
@@ -58,8 +59,12 @@ def _weight_change(cfg):
     return trainer, delta, seen["dtype"]
 
 
-def test_bf16_step_through_solo_trainer_updates_weights_like_fp32(toy, tmp_path):
-    amp_trainer, amp_delta, amp_dtype = _weight_change(_cfg(toy, tmp_path / "amp", True))
+def test_bf16_step_through_solo_trainer_updates_weights_like_fp32(toy, tmp_path, monkeypatch,
+                                                                   caplog):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # "auto" is bf16 on any host
+    with capture_logs(caplog, "detectron2"):
+        amp_trainer, amp_delta, amp_dtype = _weight_change(_cfg(toy, tmp_path / "amp", True))
+    assert "Training under torch.bfloat16 autocast on cpu (SOLVER.AMP)" in caplog.messages
     assert isinstance(amp_trainer._trainer, AutocastTrainer)
     assert amp_trainer._trainer.precision is torch.bfloat16  # "auto" on the CPU
     assert not amp_trainer._trainer.grad_scaler.is_enabled()  # bf16 needs no scaling

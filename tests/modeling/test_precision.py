@@ -7,7 +7,8 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 
-from conftest import tiny_cfg
+from conftest import capture_logs, tiny_cfg
+from solo_d2.modeling import precision
 from solo_d2.benchmark.compare import match_instances
 from solo_d2.modeling.postprocess import (
     Candidates,
@@ -188,7 +189,8 @@ def test_matrix_nms_intersections_exact_over_65504(dtype):
     assert keep.tolist() == [0, 1]
 
 
-def test_config_values_name_the_key():
+def test_config_values_name_the_key(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert amp_dtype("", "MODEL.SOLO.TEST.AMP") is None
     assert amp_dtype("bfloat16", "MODEL.SOLO.TEST.AMP") is torch.bfloat16
     with pytest.raises(ValueError, match=r"MODEL.SOLO.TEST.AMP is 'bf16'; expected ''"):
@@ -205,6 +207,50 @@ def test_config_values_name_the_key():
     cfg.MODEL.SOLO.TEST.AMP = "fp16"
     with pytest.raises(ValueError, match=r"MODEL.SOLO.TEST.AMP is 'fp16'; expected one of"):
         build_model(cfg)
+
+
+@pytest.mark.parametrize("line,expected", [
+    # x86 with bf16 dot products (this project's AMD EPYC), without (AVX-512 only), AMX
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16 vaes", True),
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni vaes", False),
+    ("flags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8", True),
+    ("flags\t\t: fpu sse2 avx2 fma", False),
+    # Arm: Neoverse V1 (bf16), Cortex-A72 (none)
+    ("Features\t: fp asimd evtstrm aes sha2 crc32 atomics fphp asimdhp bf16 i8mm", True),
+    ("Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid", False),
+])
+def test_cpu_has_bf16_reads_the_first_flags_line(tmp_path, line, expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: some CPU\n{line}\n\n"
+                    "processor\t: 1\nflags\t\t: avx512_bf16\n")  # only the first counts
+    assert precision.cpu_has_bf16(str(path)) is expected
+    assert precision.cpu_has_bf16(str(tmp_path / "absent")) is False  # not Linux: no claim
+
+
+def test_auto_training_precision_falls_back_to_fp32_on_a_cpu_without_bf16(monkeypatch, caplog):
+    """SOLVER.AMP.PRECISION "auto" trains in fp32 (with a warning naming the key) on a CPU
+    without bf16 units, where bf16 autocast is slower than fp32; "bfloat16" is taken as asked,
+    and CUDA's "auto" stays float16."""
+    cfg = tiny_cfg()
+    cfg.SOLVER.AMP.ENABLED = True
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    with capture_logs(caplog):
+        assert train_amp_dtype(cfg, "cpu") is None
+    assert len(caplog.records) == 1 and caplog.records[0].levelname == "WARNING"
+    msg = caplog.records[0].getMessage()
+    assert "SOLVER.AMP.PRECISION 'auto'" in msg and "training in fp32" in msg
+    assert "avx512_bf16" in msg and "SOLVER.AMP.PRECISION bfloat16" in msg
+    caplog.clear()
+    with capture_logs(caplog):
+        assert train_amp_dtype(cfg, "cuda") is torch.float16
+        cfg.SOLVER.AMP.PRECISION = "bfloat16"
+        assert train_amp_dtype(cfg, "cpu") is torch.bfloat16
+        cfg.SOLVER.AMP.ENABLED = False
+        assert train_amp_dtype(cfg, "cpu") is None
+    assert caplog.records == []
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    cfg.SOLVER.AMP.ENABLED, cfg.SOLVER.AMP.PRECISION = True, "auto"
+    assert train_amp_dtype(cfg, "cpu") is torch.bfloat16
 
 
 def test_channels_last_switch_keeps_results_and_layout():

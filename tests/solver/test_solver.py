@@ -75,3 +75,31 @@ def test_unknown_optimizer_is_a_clear_error():
     cfg.SOLVER.OPTIMIZER = "LAMB"
     with pytest.raises(ValueError, match="LAMB.*SGD.*ADAMW"):
         build_solo_optimizer(cfg, torch.nn.Linear(2, 1))
+
+
+def test_adamw_is_fused_and_steps_as_torchs_per_tensor_loop():
+    # The fused kernel is a speed choice only: five steps with weight decay and full-model
+    # clipping land where torch's reference loop (foreach=False, fused=False) lands.
+    cfg = _cfg("full_model")
+    cfg.SOLVER.OPTIMIZER = "ADAMW"
+    cfg.SOLVER.BASE_LR = 0.01
+    cfg.SOLVER.WEIGHT_DECAY = cfg.SOLVER.WEIGHT_DECAY_NORM = 0.1
+    torch.manual_seed(0)
+    ours, ref = torch.nn.Linear(8, 3), torch.nn.Linear(8, 3)
+    ref.load_state_dict(ours.state_dict())
+    start = ours.weight.detach().clone()
+    opt = build_solo_optimizer(cfg, ours)
+    assert opt.defaults["fused"] is True
+    ref_opt = torch.optim.AdamW(ref.parameters(), lr=0.01, weight_decay=0.1, foreach=False,
+                                fused=False)
+    for _ in range(5):
+        grads = [torch.randn_like(p) * 4 for p in ours.parameters()]
+        for m, o in ((ours, opt), (ref, ref_opt)):
+            for p, g in zip(m.parameters(), grads):
+                p.grad = g.clone()
+        torch.nn.utils.clip_grad_norm_(list(ref.parameters()), 5.0, 2.0)
+        opt.step()
+        ref_opt.step()
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), (p, q)
+    assert (ours.weight - start).abs().min() > 1e-3  # every weight moved

@@ -66,3 +66,36 @@ def test_train_then_eval_only(toy_dataset, tmp_path):
     assert {"segm", "bbox"} <= set(res)
     for task in ("segm", "bbox"):
         assert math.isfinite(res[task]["AP"]) and 0 <= res[task]["AP"] <= 100, res
+
+
+def test_last_line_states_wall_time_and_iterations_per_second(tmp_path):
+    """train_net.py as a user runs it: its last log line is the run's wall time since the
+    process started (training and the final evaluation included) and the speed of its steps,
+    the mean of the step times metrics.json holds (every iteration from the third on, which
+    Detectron2's IterationTimer times, with SOLVER.LOG_PERIOD 1)."""
+    import re
+    import time
+
+    from launch_helpers import finish, metrics, start, train_opts
+
+    root = str(tmp_path / "data")
+    json_file = write_toy_coco(root, num_images=4)
+    out = tmp_path / "out"
+    began = time.time()
+    proc = start(tmp_path, train_opts(json_file, os.path.join(root, "images"), out, iters=8,
+                                      extra=["DATASETS.TEST", "('data',)"]))
+    log = finish(proc)
+    took = time.time() - began
+    lines = [ln for ln in log.splitlines() if re.match(r"^\[\d\d/\d\d ", ln)]
+    assert "copypaste" in "".join(lines[-8:-1])  # the evaluation came before it
+    m = re.search(r"Run finished in (\d+):(\d\d) of wall time since the process started "
+                  r"\(data, training and evaluation included\); 8 iterations at ([\d.]+) it/s "
+                  r"\(([\d.]+) s/it\)$", lines[-1])
+    assert m, lines[-1]
+    wall = int(m[1]) * 60 + int(m[2])
+    assert took - 15 <= wall <= took + 0.5, (wall, took)  # interpreter exit comes after it
+    steps = [r["time"] for r in metrics(out) if "time" in r]
+    assert len(steps) == 6  # iterations 2..7
+    mean = sum(steps) / len(steps)
+    assert float(m[4]) == pytest.approx(mean, abs=6e-4)
+    assert float(m[3]) == pytest.approx(1 / mean, rel=0.01)

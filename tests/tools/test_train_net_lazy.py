@@ -5,13 +5,14 @@ processes with bf16 autocast run as a subprocess; bad values stop with clear err
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import ROOT, make_head_confident, write_toy_coco
+from conftest import ROOT, capture_logs, make_head_confident, write_toy_coco
 
 sys.path.insert(0, ROOT)
 import train_net  # noqa: E402
@@ -46,10 +47,16 @@ def _metrics(out: str):
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_every_head_trains_and_evaluates(head, toy, tmp_path):
+def test_every_head_trains_and_evaluates(head, toy, tmp_path, caplog):
     out = str(tmp_path / "out")
-    res = _run(["--config-file", _config(head), *toy, f"train.output_dir={out}"])
+    with capture_logs(caplog, "detectron2"):
+        res = _run(["--config-file", _config(head), *toy, f"train.output_dir={out}"])
     assert res is None  # training returns nothing; the evaluation ran in the EvalHook
+    # the last line: wall time, iterations and speed (of the third: Detectron2 times
+    # iterations from its third on)
+    assert re.fullmatch(r"Run finished in \d+:\d\d of wall time since the process started "
+                        r"\(data, training and evaluation included\); 3 iterations at "
+                        r"[\d.]+ it/s \([\d.]+ s/it\)", caplog.messages[-1]), caplog.messages[-1]
     rows = [r for r in _metrics(out) if "total_loss" in r]
     assert [r["iteration"] for r in rows] == [0, 1, 2]
     assert all(math.isfinite(r["total_loss"]) and r["loss_mask"] > 0 for r in rows)
