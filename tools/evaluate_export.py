@@ -77,7 +77,11 @@ def main(argv=None) -> int:
     from detectron2.utils.logger import setup_logger
 
     from solo_d2.benchmark import BenchmarkError
-    from solo_d2.benchmark.export_accuracy import evaluate_side_by_side, format_accuracy_table
+    from solo_d2.benchmark.export_accuracy import (
+        REFERENCE,
+        evaluate_side_by_side,
+        format_accuracy_table,
+    )
     from solo_d2.benchmark.report import machine_info
     from solo_d2.checkpoint import WEIGHTS_ERRORS
     from solo_d2.engine import load_config
@@ -96,7 +100,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     results["_meta"].update(machine=machine_info("cpu"), config=args.config_file,
-                            onnx=args.onnx, threads=args.threads)
+                            head=type(models[REFERENCE].head).__name__, onnx=args.onnx,
+                            threads=args.threads)
     print(format_accuracy_table(results))
     if args.json_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .graph import OUTPUT_NAMES
-from .precision import PrecisionError, file_precision, read_metadata
+from .precision import PrecisionError, file_precision, inspect_file
 
 __all__ = [
     "BACKENDS",
@@ -37,6 +37,7 @@ __all__ = [
     "ONNXRuntimeBackend",
     "OpenVINOBackend",
     "installed_backends",
+    "OPENVINO_DYNAMIC_CONV",
     "default_backend",
     "default_threads",
     "open_backend",
@@ -58,16 +59,28 @@ def installed_backends() -> List[str]:
     return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
 
 
-def default_backend(precision: str) -> str:
-    """The fastest installed runtime for a file of ``precision`` (module docstring); a
+#: why OpenVINO cannot run a graph with convolutions whose weights it computes
+OPENVINO_DYNAMIC_CONV = (
+    "OpenVINO cannot run this graph: its convolution(s) {names} take weights the graph "
+    "computes (Decoupled SOLO's mask projections of the candidate rows), which OpenVINO's CPU "
+    "plugin does not run; use ONNX Runtime")
+
+
+def default_backend(precision: str, dynamic_convs: Sequence[str] = ()) -> str:
+    """The fastest installed runtime for a file of ``precision`` (module docstring) that can
+    run it (OpenVINO cannot run ``dynamic_convs``, :func:`~.precision.inspect_file`); a
     PrecisionError with the install hint when none is installed."""
     installed = installed_backends()
     order = ["onnxruntime", "openvino"] if precision == "fp32" else ["openvino", "onnxruntime"]
+    if dynamic_convs:
+        order = ["onnxruntime"]
     for name in order:
         if name in installed:
             if precision != "fp32" and name == "onnxruntime":
-                logger.warning(f"{precision} files run fastest in OpenVINO; "
-                               f"{INSTALL_HINTS['openvino']}. Running in ONNX Runtime")
+                why = ("OpenVINO cannot run this graph (Decoupled SOLO)" if dynamic_convs else
+                       INSTALL_HINTS["openvino"])
+                logger.warning(f"{precision} files run fastest in OpenVINO; {why}. "
+                               "Running in ONNX Runtime")
             return name
     raise PrecisionError(f"no runtime for the exported graph: {INSTALL_HINTS['onnxruntime']} "
                          "(and/or openvino)")
@@ -198,12 +211,14 @@ def open_backend(
         raise ValueError(f"backend {backend!r} is unknown; expected one of {BACKENDS}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    metadata = read_metadata(path)
+    metadata, dynamic_convs = inspect_file(path)
     precision = file_precision(metadata)
     if backend is None:
-        backend = default_backend(precision)
+        backend = default_backend(precision, dynamic_convs)
     elif backend not in installed_backends():
         raise PrecisionError(INSTALL_HINTS[backend])
+    if backend == "openvino" and dynamic_convs:
+        raise PrecisionError(OPENVINO_DYNAMIC_CONV.format(names=dynamic_convs[:2]))
     threads = threads or default_threads()
     if backend == "onnxruntime":
         runner: Backend = ONNXRuntimeBackend(path, precision, threads, metadata, providers)

@@ -17,7 +17,7 @@ import numpy as np
 from .backends import INSTALL_HINTS, default_backend, default_threads, installed_backends, open_backend
 from .calibration_data import DEFAULT_CALIBRATION_COUNT, load_calibration_images
 from .onnx_export import DEFAULT_OPSET, export_from_config
-from .precision import PRECISION_KEY, PrecisionError, check_cpu_supports
+from .precision import PRECISION_KEY, PrecisionError, check_cpu_supports, inspect_file
 
 __all__ = ["MIN_GAIN", "measure_gain", "check_gain", "write_bf16", "export_precision"]
 
@@ -52,7 +52,9 @@ def check_gain(precision: str, backend: str, threads: int, t_fp32: float, t_low:
     line = (f"{precision} in {backend} on this CPU ({threads} threads): {t_low:.3f} s per image "
             f"vs fp32 {t_fp32:.3f} s ({gain:.2f}x)")
     if gain < MIN_GAIN:
-        hint = "" if backend == "openvino" else f" ({INSTALL_HINTS['openvino']})"
+        hint = "" if backend == "openvino" else (
+            " (OpenVINO cannot run this head's graph)" if "openvino" in installed_backends()
+            else f" ({INSTALL_HINTS['openvino']})")
         raise PrecisionError(f"{precision} is not worth it here: {line}, below {MIN_GAIN}x; "
                              f"export fp32{hint}, or pass --force to write it anyway")
     return line
@@ -126,7 +128,8 @@ def export_precision(
             write_bf16(fp32_tmp, low_tmp)
         line = None
         if not force:
-            backend, threads = default_backend(precision), default_threads()
+            backend = default_backend(precision, inspect_file(fp32_tmp)[1])
+            threads = default_threads()
             # export_from_config traces with a uint8 image: the graph takes uint8
             image = images[0] if images else _blank_image(cfg, np.uint8)
             logger.info(f"timing {precision} against fp32 in {backend} ...")

@@ -16,7 +16,7 @@ arithmetic that makes it pay.
 """
 import json
 import os
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 __all__ = [
     "PRECISIONS",
@@ -28,6 +28,7 @@ __all__ = [
     "precision_units",
     "check_cpu_supports",
     "read_metadata",
+    "inspect_file",
     "file_precision",
     "quantized_summary",
 ]
@@ -87,13 +88,31 @@ def check_cpu_supports(precision: str, flags: Optional[Iterable[str]] = None) ->
 
 
 def read_metadata(onnx_path: str) -> Dict[str, str]:
-    """The ``metadata_props`` of an ONNX file (weights not loaded)."""
+    """The ``metadata_props`` of an ONNX file."""
+    return inspect_file(onnx_path)[0]
+
+
+def inspect_file(onnx_path: str) -> Tuple[Dict[str, str], List[str]]:
+    """An ONNX file's ``metadata_props``, and the names of its convolutions whose weights
+    the graph computes (Decoupled SOLO's mask projections of the candidate rows), which
+    OpenVINO's CPU plugin cannot run."""
     import onnx
 
     if not os.path.isfile(onnx_path):
         raise FileNotFoundError(f"{onnx_path!r} does not exist")
     model = onnx.load(onnx_path, load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
+    produced = {o: n for n in model.graph.node for o in n.output}
+
+    def constant(name: str) -> bool:  # through DequantizeLinear / Identity of a constant
+        node = produced.get(name)
+        if node is not None and node.op_type in ("DequantizeLinear", "Identity"):
+            return constant(node.input[0])
+        return name in constants
+
+    dynamic = [n.name for n in model.graph.node if n.op_type == "Conv" and not constant(n.input[1])]
+    return {p.key: p.value for p in model.metadata_props}, dynamic
 
 
 def file_precision(metadata: Dict[str, str]) -> str:
