@@ -79,8 +79,7 @@ def load_calibration_images(
     fmt, aug = input_format(cfg), test_augmentation(cfg)
     images: List[np.ndarray] = []
     failures: List[str] = []
-    bar = tqdm(total=min(count, len(files)), desc="reading calibration images", unit="img",
-               disable=not progress)
+    bar = None  # shown from the first image read: none readable is one error line
     for path in files:
         if len(images) == count:
             break
@@ -88,15 +87,20 @@ def load_calibration_images(
             image = read_image(path, format=fmt)
         except ImageReadError as e:
             failures.append(str(e))
-            logger.warning(f"calibration image skipped: {e}")
             continue
+        if bar is None:
+            bar = tqdm(total=min(count, len(files) - len(failures)), unit="img",
+                       desc="reading calibration images", disable=not progress)
         image = augment_image(aug, image)
         images.append(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=dtype))
         bar.update(1)
-    bar.close()
+    if bar is not None:
+        bar.close()
     if not images:
         raise CalibrationError(f"none of the {len(files)} calibration images could be read "
                                f"(first: {failures[0]})")
+    for failure in failures:
+        logger.warning(f"calibration image skipped: {failure}")
     if failures:
         logger.warning(f"{len(failures)} calibration image(s) could not be read; calibrating on "
                        f"{len(images)}")

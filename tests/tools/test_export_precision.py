@@ -31,19 +31,21 @@ INT8_MATCHED = 0.9
 INT8_MEAN_IOU = 0.9
 
 
-def _train_tiny(tmp, iters: int = 300):
-    """A tiny SOLOv2 (R18, 32 channels) trained from scratch on 8 toy images of 128 px until
-    its masks and scores are confident on them; its yaml config and checkpoint paths."""
-    json_file = write_toy_coco(str(tmp / "data"), num_images=8, size=128)
+def _train_tiny(tmp, iters: int = 200):
+    """A tiny SOLOv2 (R18, 32 channels) trained from scratch on 4 toy images of 96 px until
+    its masks and scores are confident on them; its yaml config and the images' folder."""
+    json_file = write_toy_coco(str(tmp / "data"), num_images=4, size=96)
     cfg = tiny_cfg("SOLOV2Head", 3, "SOLOv2_R50_1x.yaml")
     cfg.DATASETS.REGISTER_COCO_INSTANCES = [["toy_q", json_file, str(tmp / "data" / "images")]]
     cfg.DATASETS.TRAIN = ("toy_q",)
-    cfg.DATASETS.TEST = ("toy_q",)
+    cfg.DATASETS.TEST = ()  # no evaluation after training
     cfg.MODEL.BACKBONE.FREEZE_AT = 0
     cfg.INPUT.RANDOM_FLIP = "none"
-    cfg.SOLVER.IMS_PER_BATCH = 4
+    cfg.INPUT.MIN_SIZE_TRAIN = (96,)
+    cfg.INPUT.MIN_SIZE_TEST = 96
+    cfg.SOLVER.IMS_PER_BATCH = 2
     cfg.SOLVER.OPTIMIZER = "ADAMW"
-    cfg.SOLVER.BASE_LR = 0.002
+    cfg.SOLVER.BASE_LR = 0.003
     cfg.SOLVER.WARMUP_ITERS = 20
     cfg.SOLVER.STEPS = ()
     cfg.SOLVER.MAX_ITER = iters
@@ -93,7 +95,7 @@ def test_int8_and_bf16_files_agree_with_pytorch(trained, tmp_path, capsys):
     assert "wrote" in printed
     fp32 = _agreement(config, images, str(tmp_path / "fp32" / "model.onnx"), "onnxruntime")
     # the trained model is confident on its images: something to agree on
-    assert fp32["reference_instances"] >= 8, fp32
+    assert fp32["reference_instances"] >= 4, fp32
     assert fp32["matched"] == fp32["identical"] == 1.0 and fp32["extra"] == 0, fp32
     for backend in ("openvino", "onnxruntime"):
         int8 = _agreement(config, images, str(tmp_path / "int8" / "model.onnx"), backend)
@@ -135,7 +137,7 @@ def test_demo_runs_an_int8_file_in_both_backends(trained, tmp_path):
     pattern = os.path.join(images, "*.png")
     base = ["--config-file", config, "--input", pattern, "--confidence-threshold", "0.5"]
     ref = _demo_counts([*base, "--output", str(tmp_path / "torch")])
-    assert sum(ref.values()) >= 8
+    assert sum(ref.values()) >= 4
     for backend in ("openvino", "onnxruntime"):
         got = _demo_counts([*base, "--output", str(tmp_path / backend), "--onnx",
                             str(tmp_path / "int8" / "model.onnx"), "--backend", backend,
@@ -144,7 +146,7 @@ def test_demo_runs_an_int8_file_in_both_backends(trained, tmp_path):
         differ = sum(abs(got[k] - ref[k]) for k in ref)
         assert differ <= (1 - INT8_MATCHED) * sum(ref.values()), (backend, ref, got)
         drawn = cv2.imread(str(tmp_path / backend / sorted(ref)[0]))
-        assert drawn.shape == (128, 128, 3)
+        assert drawn.shape == (96, 96, 3)
 
 
 @pytest.mark.parametrize("calibration, message", [
@@ -181,9 +183,10 @@ def test_a_precision_that_does_not_pay_leaves_nothing(tmp_path, capsys, monkeypa
     rc = export_model.main(["--config-file", config, "--output", str(out), "--precision",
                             "int8", "--calibration-images", str(images / "*.png"),
                             "MODEL.WEIGHTS", ""])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1 and len(err) == 1
-    assert "int8 is not worth it here" in err[0] and "1.00x" in err[0], err
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]  # after the progress
+    assert rc == 1 and len(errors) == 1 and "Traceback" not in err, err
+    assert "int8 is not worth it here" in errors[0] and "1.00x" in errors[0], errors
     assert not out.exists()
     out.mkdir()  # an existing folder stays, empty
     rc = export_model.main(["--config-file", config, "--output", str(out), "--precision",
