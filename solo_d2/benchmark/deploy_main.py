@@ -109,7 +109,6 @@ def deploy_main(args) -> int:
 
 def _profile(cfg, label: str, entry: Dict[str, Any], threads: int) -> str:
     """The int8 file's OpenVINO profile and the network's GMACs (model rebuilt: same shapes)."""
-    import numpy as np
     import torch
 
     from .deploy_profile import format_profile, network_gmacs, openvino_profile

@@ -204,8 +204,8 @@ def open_backend(
     the file's precision) with ``threads`` intra-op threads (default: every core).
 
     ``providers``: ONNX Runtime's execution providers; ``openvino_config``: OpenVINO
-    properties that replace or add to the defaults. An unknown or uninstalled backend, or a bad thread
-    count, is a PrecisionError / ValueError with a one-line message.
+    properties that replace or add to the defaults. An unknown or uninstalled backend, or a
+    bad thread count, is a PrecisionError / ValueError with a one-line message.
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is unknown; expected one of {BACKENDS}")

@@ -14,7 +14,13 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .backends import INSTALL_HINTS, default_backend, default_threads, installed_backends, open_backend
+from .backends import (
+    INSTALL_HINTS,
+    default_backend,
+    default_threads,
+    installed_backends,
+    open_backend,
+)
 from .calibration_data import DEFAULT_CALIBRATION_COUNT, load_calibration_images
 from .onnx_export import DEFAULT_OPSET, export_from_config
 from .precision import PRECISION_KEY, PrecisionError, check_cpu_supports, inspect_file

@@ -79,7 +79,8 @@ def test_profile_parts_follow_the_module_scopes():
     assert part_of("/backbone/bottom_up/res4/res4.0/conv1/Conv/WithoutBiases") == "backbone res4"
     assert part_of("/backbone/fpn_output2/Conv") == "FPN"
     assert part_of("/head/kernel_convs.2_1/Conv") == "head kernel_convs"
-    assert part_of("/head/mask_feature_head/convs_all_levels.0/conv0/Conv") == "head mask_feature_head"
+    assert (part_of("/head/mask_feature_head/convs_all_levels.0/conv0/Conv")
+            == "head mask_feature_head")
     assert part_of("/head/Resize_3") == "head other"
     assert part_of("/MatMul_5") == "pre/post-processing"
     assert part_of("MVN_8432") == "runtime-made"
