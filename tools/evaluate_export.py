@@ -66,6 +66,8 @@ def build_models(args, cfg) -> dict:
                 continue  # it would run fp32: the fp32 file's numbers
             runner = open_backend(path, backend, args.threads)
             name = f"{runner.name} {precision}"
+            if runner.runs_at != precision:
+                name += f" (run at {runner.runs_at})"
             if name in models:
                 name = f"{name} ({path})"
             models[name] = ExportedModel(runner)
