@@ -23,9 +23,10 @@ mmdet checkpoints), else those of the first test dataset. MODEL.WEIGHTS (a LazyC
 train.init_checkpoint) is a file, an http(s) URL or a name such as solo_d2://SOLOv2_R50_3x
 (mmdet's published COCO weights, downloaded once and converted; docs/MODEL_ZOO.md). Without
 weights the model is untrained, and the demo says so. A LazyConfig (.py) takes key=value
-options instead of KEY VALUE pairs. With --onnx the graph written by tools/export_model.py runs
-in ONNX Runtime on the CPU instead of the PyTorch model (MODEL.WEIGHTS is then not read; the
-config gives the test resize and INPUT.FORMAT, the graph's metadata the class names).
+options instead of KEY VALUE pairs. With --onnx the graph written by tools/export_model.py (fp32,
+bf16 or int8) runs on the CPU in ONNX Runtime or OpenVINO (--backend, --threads) instead of
+the PyTorch model (MODEL.WEIGHTS is then not read; the config gives the test resize and
+INPUT.FORMAT, the graph's metadata the class names).
 """
 import argparse
 import glob
@@ -50,6 +51,7 @@ from solo_d2.utils.cli import readable_file, tool_parser
 from solo_d2.data import ImageReadError, read_image
 from solo_d2.engine import load_config
 from solo_d2.engine.configs import AnyConfig, config_weights, dataset_names
+from solo_d2.export.precision import PrecisionError
 
 logger = logging.getLogger("solo_d2.demo")
 
@@ -78,7 +80,13 @@ def get_parser() -> argparse.ArgumentParser:
         "<video name>.mp4 for a video",
     )
     parser.add_argument("--onnx", metavar="FILE", type=readable_file,
-                        help="run this exported graph (tools/export_model.py) in ONNX Runtime")
+                        help="run this exported graph (tools/export_model.py) in ONNX Runtime "
+                        "or OpenVINO (--backend)")
+    parser.add_argument("--backend", choices=("onnxruntime", "openvino"),
+                        help="runtime of --onnx (default: OpenVINO for bf16 and int8 files when "
+                        "installed, else ONNX Runtime; docs/DEPLOYMENT.md)")
+    parser.add_argument("--threads", type=int,
+                        help="threads of the --onnx runtime (default: every core)")
     parser.add_argument(
         "--confidence-threshold",
         type=float,
@@ -219,7 +227,9 @@ def build_predictor(args: argparse.Namespace, cfg: AnyConfig):
     if args.onnx is not None:
         from solo_d2.export import ONNXPredictor
 
-        return ONNXPredictor(args.onnx, cfg)
+        predictor = ONNXPredictor(args.onnx, cfg, backend=args.backend, threads=args.threads)
+        logger.info(f"{args.onnx}: {predictor.backend}")
+        return predictor
     if not config_weights(cfg):
         logger.warning(
             "MODEL.WEIGHTS is empty (train.init_checkpoint of a LazyConfig): this model is "
@@ -240,6 +250,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
     if not 0.0 <= args.confidence_threshold <= 1.0:
         parser.error(f"--confidence-threshold must be in [0, 1], got {args.confidence_threshold}")
+    if args.onnx is None and (args.backend or args.threads):
+        parser.error("--backend and --threads are for --onnx")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.input is not None:
         try:
             expand_inputs(args.input)
@@ -249,7 +263,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = setup_cfg(args)
     try:
         predictor = build_predictor(args, cfg)
-    except WEIGHTS_ERRORS as e:  # download, name, unreadable or unconvertible weights
+    except (*WEIGHTS_ERRORS, PrecisionError) as e:  # weights; a runtime that is missing
         print(f"error: {e}", file=sys.stderr)
         return 1
     metadata = demo_metadata(cfg, predictor)

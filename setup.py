@@ -48,5 +48,9 @@ setup(
         "numpy",
         "tqdm",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7"],
+        # export, ONNX Runtime and OpenVINO (docs/DEPLOYMENT.md)
+        "deploy": ["onnx", "onnxruntime", "openvino"],
+    },
 )

@@ -170,8 +170,9 @@ def check_command(words: List[str], monkeypatch) -> None:
     run = mod.parse_args if script == "train_net.py" else mod.main
     ns = _parse_only(monkeypatch, run, args[1:])
     opts = list(getattr(ns, "trailing_opts", [])) + list(getattr(ns, "opts", None) or [])
-    if getattr(ns, "config_file", None):
-        _check_config(ns.config_file, opts)
+    configs = getattr(ns, "config_file", None) or []
+    for config_file in [configs] if isinstance(configs, str) else configs:  # or repeated
+        _check_config(config_file, opts)
     for w in getattr(ns, "weights", []):  # tools/download_weights.py
         _check_weights(w)
 

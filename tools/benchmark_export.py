@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""ONNX Runtime (CPU provider) vs PyTorch latency of an exported SOLO-family model.
+"""ONNX Runtime (CPU provider) vs PyTorch latency of an exported SOLO-family model; with
+--deploy, the deployment table: every runtime and precision side by side.
 
     python tools/benchmark_export.py --config-file configs/SOLOv2_R50_1x.yaml MODEL.WEIGHTS ""
     python tools/benchmark_export.py --config-file configs/SOLO_R50_1x.yaml --size 800 1333 \
@@ -11,6 +12,20 @@ end to end (normalisation to final full-size masks), alternating them every iter
 the same thread count. With random weights (MODEL.WEIGHTS "") the category bias is shifted
 so that --candidates (cell, class) pairs reach the post-processing, and the masks are made
 about half on. Prints the machine (CPU model, threads), the agreement and the times.
+
+    python tools/benchmark_export.py --deploy --config-file configs/SOLOv2_R50_1x.yaml \
+        --config-file configs/SOLO_R50_1x.yaml --config-file configs/SOLOv2_Light_R50_3x.yaml \
+        --image-size 800 1333 --threads 2 --accuracy out/accuracy_solov2.json \
+        --accuracy out/accuracy_solo.json --profile --json-out out/deploy.json
+
+--deploy times each config's model on a synthetic --image-size photo resized by the config's
+own test resize (SOLOv2-light: 448 short side), with random weights calibrated to
+--candidates, as PyTorch fp32 and bf16 (autocast) and as the exported graph at fp32, int8 and
+bf16 in ONNX Runtime and OpenVINO (--sides), alternating, all on --threads threads; one table
+of seconds per image and speed-up against PyTorch fp32 in the same run, with the mask AP delta
+of each side measured on a trained model of the same head (--accuracy: JSON files of
+tools/evaluate_export.py). --profile adds where OpenVINO's int8 time goes and how close its
+convolutions come to the CPU's int8 arithmetic limit. Prints the machine, its load and the date.
 """
 import argparse
 import json
@@ -27,8 +42,19 @@ from solo_d2.utils.cli import readable_file, tool_parser  # noqa: E402
 
 def main(argv=None) -> int:
     p = tool_parser(__doc__)
-    p.add_argument("--config-file", required=True, metavar="FILE", type=readable_file)
+    p.add_argument("--config-file", required=True, metavar="FILE", type=readable_file,
+                   action="append", help="a config (repeat with --deploy for more rows)")
     p.add_argument("--size", type=int, nargs=2, default=[800, 1333], metavar=("H", "W"))
+    p.add_argument("--deploy", action="store_true", help="the deployment table (see above)")
+    p.add_argument("--image-size", type=int, nargs=2, default=[800, 1333], metavar=("H", "W"),
+                   help="--deploy: the photo's size before each config's test resize")
+    p.add_argument("--sides", nargs="+", help="--deploy: columns (default: all of "
+                   "solo_d2.benchmark.deploy_table.DEPLOY_SIDES)")
+    p.add_argument("--threads", type=int, default=2, help="--deploy: threads of every side")
+    p.add_argument("--accuracy", action="append", default=[], metavar="JSON",
+                   help="--deploy: tools/evaluate_export.py --json-out of a trained model")
+    p.add_argument("--profile", action="store_true",
+                   help="--deploy: OpenVINO int8 time per part and GMAC/s against the limit")
     p.add_argument("--candidates", type=int, default=20,
                    help="candidates to calibrate random weights to (ignored with weights)")
     p.add_argument("--num-iters", type=int, default=3)
@@ -36,6 +62,13 @@ def main(argv=None) -> int:
     p.add_argument("--json-out", help="write the results here as JSON")
     p.add_argument("opts", default=[], nargs=argparse.REMAINDER, metavar="KEY VALUE")
     args = p.parse_args(argv)
+    if args.deploy:
+        from solo_d2.benchmark.deploy_main import deploy_main
+
+        return deploy_main(args)
+    if len(args.config_file) > 1:
+        p.error("several --config-file need --deploy")
+    args.config_file = args.config_file[0]
 
     import torch
 

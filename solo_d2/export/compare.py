@@ -9,6 +9,8 @@ from torch import nn
 
 __all__ = ["ParityReport", "compare_outputs", "pytorch_outputs", "check_against_pytorch"]
 
+_RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
 
 @dataclass
 class ParityReport:
@@ -30,10 +32,12 @@ class ParityReport:
     #: PyTorch instances with no ONNX Runtime instance of the same class, a score within
     #: ``tie_tolerance`` and >= 99 % equal mask pixels
     unmatched: int = 0
+    #: what ran the exported graph
+    runtime: str = "ONNX Runtime"
 
     def __str__(self) -> str:
         return (
-            f"instances: PyTorch {self.count_pytorch}, ONNX Runtime {self.count_onnx}; "
+            f"instances: PyTorch {self.count_pytorch}, {self.runtime} {self.count_onnx}; "
             f"same classes and order: {self.same_classes}; max score difference "
             f"{self.max_score_diff:.2e}; mask pixels equal: {100 * self.pixel_agreement:.4f} %; "
             f"max box difference {self.max_box_diff:.1f} px; near-tie swaps "
@@ -97,7 +101,8 @@ def compare_outputs(
 def check_against_pytorch(cfg, onnx_path: str, image_path: str) -> ParityReport:
     """The model of ``cfg`` (a yaml config or a LazyConfig; weights from MODEL.WEIGHTS /
     ``train.init_checkpoint``) in PyTorch vs the graph at
-    ``onnx_path`` in ONNX Runtime, on ``image_path`` resized as the test loader resizes it."""
+    ``onnx_path`` in its default runtime (:class:`~solo_d2.export.ONNXPredictor`), on
+    ``image_path`` resized as the test loader resizes it."""
     from ..checkpoint.checkpointer import SOLOCheckpointer
     from ..data.image_io import read_image
     from ..data.transforms import augment_image
@@ -110,4 +115,8 @@ def check_against_pytorch(cfg, onnx_path: str, image_path: str) -> ParityReport:
     image = read_image(image_path, format=input_format(cfg))
     image = augment_image(runner.aug, image)
     chw = np.ascontiguousarray(image.transpose(2, 0, 1))
-    return compare_outputs(pytorch_outputs(model, torch.as_tensor(chw)), runner.run(chw))
+    report = compare_outputs(pytorch_outputs(model, torch.as_tensor(chw)), runner.run(chw))
+    report.runtime = _RUNTIME_NAMES[runner.backend.name]
+    if runner.backend.precision != "fp32":
+        report.runtime += f" ({runner.backend.precision})"
+    return report

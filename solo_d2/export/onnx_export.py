@@ -107,6 +107,7 @@ def export_from_config(
     sample_image: Optional[str] = None,
     *,
     opset: int = DEFAULT_OPSET,
+    path: Optional[str] = None,
 ) -> str:
     """``tools/export_model.py`` as a function: build the model of ``cfg`` (a yaml config or
     a LazyConfig) on the CPU, load its weights (MODEL.WEIGHTS / ``train.init_checkpoint``,
@@ -115,6 +116,7 @@ def export_from_config(
 
     ``sample_image``: an image file to trace with, resized as the test loader resizes it
     (default: a blank square image at the test size; the graph does not depend on it).
+    ``path``: the file to write instead of ``output_dir/model.onnx``.
     """
     import numpy as np
 
@@ -139,7 +141,7 @@ def export_from_config(
     sample = torch.as_tensor(image.transpose(2, 0, 1).copy())
     return export_onnx(
         model,
-        os.path.join(output_dir, "model.onnx"),
+        path or os.path.join(output_dir, "model.onnx"),
         sample,
         opset=opset,
         thing_classes=extra.get("thing_classes"),

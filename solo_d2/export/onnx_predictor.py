@@ -1,4 +1,5 @@
-"""``ONNXPredictor``: an exported SOLO graph run by ONNX Runtime, used as ``SOLOPredictor`` is.
+"""``ONNXPredictor``: an exported SOLO graph run by ONNX Runtime or OpenVINO
+(:mod:`.backends`), used as ``SOLOPredictor`` is.
 
 The image is resized as the test loader resizes it (``INPUT.MIN_SIZE_TEST``,
 ``INPUT.MAX_SIZE_TEST``, ``INPUT.RESIZE_BACKEND``, or a LazyConfig's test mapper's
@@ -17,19 +18,38 @@ from detectron2.structures import Boxes, Instances
 from ..data.transforms import augment_image
 from ..engine.configs import AnyConfig, input_format, test_augmentation
 from ..modeling.postprocess import mask_boxes, resize_maps
+from .backends import open_backend
 
-__all__ = ["ONNXPredictor"]
+__all__ = ["ONNXPredictor", "outputs_to_instances"]
 
-_NUMPY_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}
+
+def outputs_to_instances(out: Dict[str, np.ndarray], height: int, width: int) -> Instances:
+    """The graph's outputs (masks at its input size) as ``Instances`` at (height, width): the
+    0/1 masks resized bilinearly and thresholded at 0.5, their boxes recomputed."""
+    masks = torch.from_numpy(out["masks"])
+    boxes = torch.from_numpy(out["boxes"])
+    if masks.shape[-2:] != (height, width):
+        masks = resize_maps(masks.float(), (height, width)) > 0.5
+        boxes = mask_boxes(masks)
+    result = Instances((height, width))
+    result.pred_masks = masks
+    result.pred_boxes = Boxes(boxes)
+    result.scores = torch.from_numpy(out["scores"])
+    result.pred_classes = torch.from_numpy(out["classes"])
+    return result
 
 
 class ONNXPredictor:
     """``predictor(bgr_image) -> {"instances": Instances}`` for one (H, W, 3) uint8 BGR image,
-    with the model exported by :func:`~solo_d2.export.export_onnx` run in ONNX Runtime.
+    with the model exported by :func:`~solo_d2.export.export_onnx` (any precision) run in
+    ``backend`` ("onnxruntime" or "openvino"; default: the fastest installed one for the
+    file's precision, :func:`~solo_d2.export.backends.default_backend`) on ``threads``
+    threads (default: every core).
 
     Attributes:
         thing_classes: class names stored in the graph's metadata, else None.
-        session: the ``onnxruntime.InferenceSession``.
+        backend: the :class:`~solo_d2.export.backends.Backend` that runs the graph.
+        session: ONNX Runtime's ``InferenceSession`` (None with OpenVINO).
     """
 
     def __init__(
@@ -37,30 +57,21 @@ class ONNXPredictor:
         onnx_path: str,
         cfg: AnyConfig,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        backend: Optional[str] = None,
+        threads: Optional[int] = None,
     ):
-        import onnxruntime as ort
-
-        self.session = ort.InferenceSession(onnx_path, providers=list(providers))
-        meta = self.session.get_modelmeta().custom_metadata_map
-        classes = meta.get("thing_classes")
+        self.backend = open_backend(onnx_path, backend, threads, providers=providers)
+        self.session = getattr(self.backend, "session", None)
+        classes = self.backend.metadata.get("thing_classes")
         self.thing_classes: Optional[List[str]] = json.loads(classes) if classes else None
-        image_input = self.session.get_inputs()[0]
-        if image_input.type not in _NUMPY_TYPES:
-            raise ValueError(
-                f"{onnx_path}: the graph's input is {image_input.type}; a solo_d2 graph takes "
-                "a uint8 or float image"
-            )
-        self.input_name = image_input.name
-        self.input_dtype = _NUMPY_TYPES[image_input.type]
+        self.input_dtype = self.backend.input_dtype
         self.aug = test_augmentation(cfg)  # the test resize
         self.input_format = input_format(cfg)
 
     def run(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         """The graph on one (C, H, W) image at its input size: masks (K, H, W) bool, scores
         (K,), classes (K,) int64, boxes (K, 4)."""
-        names = [o.name for o in self.session.get_outputs()]
-        outputs = self.session.run(None, {self.input_name: image.astype(self.input_dtype)})
-        return dict(zip(names, outputs))
+        return self.backend.run(image)
 
     def __call__(self, original_image: np.ndarray) -> Dict[str, Instances]:
         if self.input_format == "RGB":
@@ -68,14 +79,4 @@ class ONNXPredictor:
         height, width = original_image.shape[:2]
         image = augment_image(self.aug, original_image)
         out = self.run(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        masks = torch.from_numpy(out["masks"])
-        boxes = torch.from_numpy(out["boxes"])
-        if masks.shape[-2:] != (height, width):
-            masks = resize_maps(masks.float(), (height, width)) > 0.5
-            boxes = mask_boxes(masks)
-        result = Instances((height, width))
-        result.pred_masks = masks
-        result.pred_boxes = Boxes(boxes)
-        result.scores = torch.from_numpy(out["scores"])
-        result.pred_classes = torch.from_numpy(out["classes"])
-        return {"instances": result}
+        return {"instances": outputs_to_instances(out, height, width)}

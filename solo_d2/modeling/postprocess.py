@@ -203,7 +203,14 @@ def mask_matrix_nms(
 
 def _intersections(masks: Tensor, ids: Tensor) -> Tensor:
     """(n, n) pixel intersections of the masks ``ids`` (which may repeat), from one Gram
-    matrix over the distinct masks. The counts are exact integers in fp32 (< 2^24 pixels)."""
+    matrix over the distinct masks. The counts are exact integers in fp32 (< 2^24 pixels).
+
+    A traced graph takes the Gram matrix of ``masks[ids]`` as they come (the same counts):
+    OpenVINO cannot run a Unique of no candidate (an image without detections).
+    """
+    if torch.jit.is_tracing():
+        flat = masks[ids].flatten(1).float()
+        return flat @ flat.t()
     used, inv = torch.unique(ids, return_inverse=True)
     flat = masks[used].flatten(1).float()
     return (flat @ flat.t())[inv][:, inv]
