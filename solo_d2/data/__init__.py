@@ -12,6 +12,8 @@ from .cfg_datasets import register_cfg_datasets
 from .class_checks import check_dataset_classes
 from .image_io import ImageReadError, read_image
 from .mapper import SOLODatasetMapper
+from .panoptic import PanopticLabels
+from .panoptic_mapper import PanopticDatasetMapper
 from .shapes import CLASSES as SHAPES_CLASSES
 from .shapes import ShapesConfig
 
@@ -19,6 +21,8 @@ __all__ = [
     "BUILTIN_SHAPES",
     "ImageReadError",
     "SOLODatasetMapper",
+    "PanopticDatasetMapper",
+    "PanopticLabels",
     "check_dataset_classes",
     "read_image",
     "register_cfg_datasets",

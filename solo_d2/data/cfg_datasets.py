@@ -19,8 +19,13 @@ _REGISTERED: Dict[str, Tuple[str, str]] = {}
 
 
 def register_cfg_datasets(cfg: CfgNode) -> None:
-    """Register every ``DATASETS.REGISTER_COCO_INSTANCES`` entry: :func:`register_coco_datasets`."""
+    """Register every ``DATASETS.REGISTER_COCO_INSTANCES`` entry (:func:`register_coco_datasets`)
+    and every ``DATASETS.REGISTER_COCO_PANOPTIC`` entry
+    (:func:`~solo_d2.data.panoptic_datasets.register_panoptic_datasets`)."""
+    from .panoptic_datasets import register_panoptic_datasets
+
     register_coco_datasets(cfg.DATASETS.REGISTER_COCO_INSTANCES, _KEY)
+    register_panoptic_datasets(cfg.DATASETS.get("REGISTER_COCO_PANOPTIC", []))
 
 
 def register_coco_datasets(entries: Sequence[Sequence[str]], key: str = _KEY) -> None:
