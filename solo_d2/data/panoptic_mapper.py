@@ -63,10 +63,11 @@ class PanopticDatasetMapper(SOLODatasetMapper):
         """The record's id map (COCO panoptic) or semantic map (separated), at the image size."""
         name = d["file_name"]
         if "pan_seg_file_name" in d and "segments_info" in d:
-            seg = rgb_to_id(read_image(d["pan_seg_file_name"], format="RGB"))
+            # float32 holds every 24-bit id exactly and goes through every transform (nearest)
+            seg = rgb_to_id(read_image(d["pan_seg_file_name"], format="RGB")).astype(np.float32)
             what = d["pan_seg_file_name"]
         elif "sem_seg_file_name" in d:
-            seg = read_image(d["sem_seg_file_name"], format="L")[:, :, 0].astype(np.int64)
+            seg = read_image(d["sem_seg_file_name"], format="L")[:, :, 0]
             what = d["sem_seg_file_name"]
         else:
             raise BadSampleError(
@@ -97,7 +98,8 @@ class PanopticDatasetMapper(SOLODatasetMapper):
         image_shape = image.shape[:2]
         d["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         if "segments_info" in d and "pan_seg_file_name" in d:
-            masks, classes, sem = panoptic_targets(seg, d.pop("segments_info"), self.labels,
+            masks, classes, sem = panoptic_targets(seg.astype(np.int64), d.pop("segments_info"),
+                                                   self.labels,
                                                    self.ignore_value, d.pop("pan_seg_file_name"))
             instances = Instances(image_shape)
             instances.gt_masks = BitMasks(torch.from_numpy(masks))
