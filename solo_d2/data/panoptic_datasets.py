@@ -16,6 +16,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
+from .cfg_datasets import DatasetRegistrationError
 from .image_io import read_image
 from .panoptic import PanopticLabels, rgb_to_id
 
@@ -137,12 +138,14 @@ def register_panoptic_datasets(entries: Sequence[Sequence[str]], key: str = PANO
     """Register every ``[name, image_root, panoptic_root, panoptic_json]`` of ``entries``
     (relative paths against the current directory); ``key`` is the setting they come from.
     Calling it again with the same entries does nothing; a malformed entry, a name already
-    registered otherwise, or a missing file or folder is a ValueError naming the entry."""
+    registered otherwise, or a missing file or folder is a DatasetRegistrationError (a
+    ValueError) naming the entry."""
     for entry in entries:
         if not (isinstance(entry, (list, tuple)) and len(entry) == 4
                 and all(isinstance(x, str) and x for x in entry)):
-            raise ValueError(f"{key} entry {entry!r}: expected [name, image_root, "
-                             "panoptic_root, panoptic_json]")
+            raise DatasetRegistrationError(
+                f"{key} entry {entry!r}: expected [name, image_root, panoptic_root, "
+                "panoptic_json]")
         name = entry[0]
         image_root, panoptic_root, panoptic_json = (
             os.path.abspath(os.path.expanduser(p)) for p in entry[1:])
@@ -150,13 +153,14 @@ def register_panoptic_datasets(entries: Sequence[Sequence[str]], key: str = PANO
         if _REGISTERED.get(name) == source:
             continue
         if name in DatasetCatalog.list():
-            raise ValueError(f"{key}: a dataset named {name!r} is already registered; "
-                             "choose another name")
+            raise DatasetRegistrationError(
+                f"{key}: a dataset named {name!r} is already registered; choose another name")
         for what, path, exists in (("image_root", image_root, os.path.isdir),
                                    ("panoptic_root", panoptic_root, os.path.isdir),
                                    ("panoptic_json", panoptic_json, os.path.isfile)):
             if not exists(path):
-                raise ValueError(f"{key} entry {name!r}: {what} {path!r} does not exist")
+                raise DatasetRegistrationError(
+                    f"{key} entry {name!r}: {what} {path!r} does not exist")
         register_panoptic(name, *source)
         _REGISTERED[name] = source
 
