@@ -1,0 +1,132 @@
+"""Panoptic evaluation: PQ from panopticapi (Detectron2's COCOPanopticEvaluator) and from
+torchmetrics give the same numbers on the same predictions; PQ by hand on a simple case; stuff
+mIoU from the panoptic PNGs; a missing PQ package is a one-line warning."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+from detectron2.data import DatasetCatalog
+
+from conftest import write_toy_panoptic
+from solo_d2.data.panoptic_datasets import register_panoptic_datasets
+from solo_d2.engine import panoptic_evaluation as pe
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    info = write_toy_panoptic(str(tmp_path_factory.mktemp("pq_toy")), num_images=6)
+    register_panoptic_datasets([["test_pq_toy", *info["entry"]]])
+    return DatasetCatalog.get("test_pq_toy")
+
+
+def _ids(rec):
+    import cv2
+
+    bgr = cv2.imread(rec["pan_seg_file_name"]).astype(np.int64)
+    return bgr[..., 2] + 256 * bgr[..., 1] + 65536 * bgr[..., 0]
+
+
+def _predictions(records, seed=0):
+    """PanopticSOLO-like outputs (model numbering) made from the ground truth with errors:
+    shifted and eroded things, a dropped thing, a false thing, stuff with the wrong class or
+    partly unlabeled, the unlabeled horizon band predicted."""
+    rng = np.random.default_rng(seed)
+    outs = []
+    for k, rec in enumerate(records):
+        ids = _ids(rec)
+        pred = np.zeros_like(ids)
+        segments = []
+        for s in rec["segments_info"]:
+            m = ids == s["id"]
+            roll = int(rng.integers(-6, 7))
+            if s["isthing"]:
+                if rng.random() < 0.2:
+                    continue  # missed
+                m = np.roll(m, roll, axis=int(rng.integers(0, 2)))
+            elif k % 3 == 1:
+                m = m & (rng.random(m.shape) < 0.7)  # partly unlabeled
+            sid = len(segments) + 1
+            pred[m] = sid
+            cat = s["category_id"]
+            if not s["isthing"] and k % 3 == 2:
+                cat = 3 - cat  # sky <-> ground
+            segments.append({"id": sid, "isthing": s["isthing"], "category_id": cat})
+        pred[rng.integers(0, 100) : 120, 0:14] = len(segments) + 1  # a false thing
+        segments.append({"id": len(segments) + 1, "isthing": True, "category_id": 1})
+        outs.append({"panoptic_seg": (torch.from_numpy(pred).int(), segments)})
+    return outs
+
+
+def _evaluate(backend, records, outputs, tmp_path):
+    ev = pe.PanopticQualityEvaluator("test_pq_toy", str(tmp_path / backend), backend=backend)
+    ev.reset()
+    ev.process(records, outputs)
+    return ev.evaluate()["panoptic_seg"]
+
+
+def test_panopticapi_and_torchmetrics_agree(toy, tmp_path):
+    pytest.importorskip("panopticapi", reason="panopticapi (pip install <its repository>)")
+    pytest.importorskip("torchmetrics")
+    outputs = _predictions(toy)
+    a = _evaluate("panopticapi", toy, outputs, tmp_path)
+    b = _evaluate("torchmetrics", toy, outputs, tmp_path)
+    assert a.keys() == b.keys() == {f"{m}{p}" for m in ("PQ", "SQ", "RQ")
+                                    for p in ("", "_th", "_st")}
+    assert 10 < a["PQ"] < 90  # the errors show, the matches too
+    for key in a:
+        # torchmetrics divides areas in float32, panopticapi in float64
+        assert b[key] == pytest.approx(a[key], abs=1e-4), key
+
+
+def test_pq_by_hand(toy, tmp_path):
+    """One image predicted as its ground truth: PQ 100 everywhere. Its disc dropped (left
+    unlabeled): disc 1 FN (PQ 0), box PQ 100, so things 50, stuff 100 and all 75."""
+    pytest.importorskip("torchmetrics")
+    rec = toy[1:2]
+    ids = _ids(rec[0])
+    segs = [{"id": s["id"], "isthing": s["isthing"], "category_id": s["category_id"]}
+            for s in rec[0]["segments_info"]]
+    out = [{"panoptic_seg": (torch.from_numpy(ids).int(), segs)}]
+    res = _evaluate("torchmetrics", rec, out, tmp_path)
+    assert res["PQ"] == pytest.approx(100.0) and res["RQ_th"] == pytest.approx(100.0)
+    # drop the disc: disc has 1 FN -> PQ_disc 0; the box stays 1; things 50
+    disc = next(s for s in segs if s["isthing"] and s["category_id"] == 1)
+    ids2 = np.where(ids == disc["id"], 0, ids)
+    out = [{"panoptic_seg": (torch.from_numpy(ids2).int(),
+                             [s for s in segs if s is not disc])}]
+    res = _evaluate("torchmetrics", rec, out, tmp_path)
+    assert res["PQ_th"] == pytest.approx(50.0) and res["PQ_st"] == pytest.approx(100.0)
+    assert res["PQ"] == pytest.approx(75.0)
+
+
+def test_stuff_miou_from_the_panoptic_pngs(toy, tmp_path):
+    ev = pe.PanopticStuffEvaluator("test_pq_toy", str(tmp_path), distributed=False)
+    ev.reset()
+    outputs = []
+    for rec in toy:
+        ids = _ids(rec)
+        logits = torch.zeros(3, *ids.shape)
+        logits[1][torch.from_numpy(ids == 1000)] = 1  # sky right
+        logits[0][torch.from_numpy((ids > 0) & (ids < 1000))] = 1  # things right
+        logits[2][torch.from_numpy(ids == 0)] = 1  # unlabeled: ignored
+        outputs.append({"sem_seg": logits})  # ground: argmax 0 = "things": wrong
+    ev.process(toy, outputs)
+    res = ev.evaluate()["sem_seg"]
+    # by hand: sky IoU 1, ground IoU 0, things IoU = things / (things + ground)
+    things = sum(int(((_ids(r) > 0) & (_ids(r) < 1000)).sum()) for r in toy)
+    ground = sum(int((_ids(r) == 2000).sum()) for r in toy)
+    assert res["IoU-sky"] == pytest.approx(100.0)
+    assert res["IoU-ground"] == pytest.approx(0.0)
+    assert res["IoU-things"] == pytest.approx(100.0 * things / (things + ground))
+
+
+def test_missing_pq_package_is_one_line(toy, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(pe, "pq_backend", lambda wanted="auto": None)
+    with caplog.at_level(logging.WARNING, logger=pe.__name__):
+        evaluators = pe.build_panoptic_evaluator("test_pq_toy", str(tmp_path))
+    kinds = [type(e).__name__ for e in evaluators._evaluators]
+    assert kinds == ["PanopticStuffEvaluator", "PanopticCOCOEvaluator"]
+    lines = [r.getMessage() for r in caplog.records if "PQ is not computed" in r.getMessage()]
+    assert lines == ["PQ is not computed: it needs panopticapi or torchmetrics "
+                     "(pip install torchmetrics)"]
