@@ -48,6 +48,22 @@ def tiny_cfg(
     return cfg
 
 
+def tiny_panoptic_cfg(in_features=("p2", "p3", "p4", "p5"), num_stuff: int = 3, **combine):
+    """:func:`tiny_cfg`'s SOLOv2 as a PanopticSOLO: 32-channel mask features and stuff branch
+    on ``in_features`` with ``num_stuff`` + 1 classes; ``combine`` sets
+    MODEL.PANOPTIC_FPN.COMBINE.* keys."""
+    cfg = tiny_cfg("SOLOV2Head", config="SOLOv2_R50_1x.yaml")
+    cfg.MODEL.META_ARCHITECTURE = "PanopticSOLO"
+    cfg.MODEL.SOLO.MASK_FEAT.FEAT_CHANNELS = 32
+    cfg.MODEL.SOLO.MASK_FEAT.OUT_CHANNELS = 32
+    cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = list(in_features)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = num_stuff + 1
+    cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 32
+    for key, value in combine.items():
+        cfg.MODEL.PANOPTIC_FPN.COMBINE[key] = value
+    return cfg
+
+
 def write_test_image(path: str, h: int, w: int, seed: int = 0) -> None:
     """A random (h, w) BGR image file with a filled circle in the middle."""
     img = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)

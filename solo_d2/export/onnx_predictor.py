@@ -17,6 +17,7 @@ from detectron2.structures import Boxes, Instances
 from ..data.transforms import augment_image
 from ..engine.configs import AnyConfig, input_format, test_augmentation
 from ..modeling.postprocess import mask_boxes, resize_maps
+from .panoptic import merge_outputs
 
 __all__ = ["ONNXPredictor"]
 
@@ -25,7 +26,8 @@ _NUMPY_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}
 
 class ONNXPredictor:
     """``predictor(bgr_image) -> {"instances": Instances}`` for one (H, W, 3) uint8 BGR image,
-    with the model exported by :func:`~solo_d2.export.export_onnx` run in ONNX Runtime.
+    with the model exported by :func:`~solo_d2.export.export_onnx` run in ONNX Runtime; a
+    PanopticSOLO graph also gives ``"sem_seg"`` and ``"panoptic_seg"``, as the model does.
 
     Attributes:
         thing_classes: class names stored in the graph's metadata, else None.
@@ -42,6 +44,7 @@ class ONNXPredictor:
 
         self.session = ort.InferenceSession(onnx_path, providers=list(providers))
         meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: Dict[str, str] = dict(meta)
         classes = meta.get("thing_classes")
         self.thing_classes: Optional[List[str]] = json.loads(classes) if classes else None
         image_input = self.session.get_inputs()[0]
@@ -78,4 +81,9 @@ class ONNXPredictor:
         result.pred_boxes = Boxes(boxes)
         result.scores = torch.from_numpy(out["scores"])
         result.pred_classes = torch.from_numpy(out["classes"])
-        return {"instances": result}
+        if "sem_seg" not in out:
+            return {"instances": result}
+        # PanopticSOLO's graph: its stuff logits, merged here as the model merges
+        panoptic = merge_outputs(result, torch.from_numpy(out["sem_seg"]), height, width,
+                                 self.metadata)
+        return {"instances": result, **(panoptic or {})}

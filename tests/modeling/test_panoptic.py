@@ -11,21 +11,12 @@ from detectron2.modeling.meta_arch import panoptic_fpn
 from detectron2.structures import BitMasks, Boxes, Instances
 from torch.nn import functional as F
 
-from conftest import make_head_confident, tiny_cfg
+from conftest import make_head_confident, tiny_panoptic_cfg
 from solo_d2.modeling import panoptic
 
 
 def panoptic_cfg(in_features=("p2", "p3", "p4", "p5"), **combine):
-    cfg = tiny_cfg("SOLOV2Head", config="SOLOv2_R50_1x.yaml")
-    cfg.MODEL.META_ARCHITECTURE = "PanopticSOLO"
-    cfg.MODEL.SOLO.MASK_FEAT.FEAT_CHANNELS = 32
-    cfg.MODEL.SOLO.MASK_FEAT.OUT_CHANNELS = 32
-    cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = list(in_features)
-    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 4
-    cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 32
-    for key, value in combine.items():
-        cfg.MODEL.PANOPTIC_FPN.COMBINE[key] = value
-    return cfg
+    return tiny_panoptic_cfg(in_features, **combine)
 
 
 def build(cfg, seed=0):
