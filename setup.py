@@ -48,5 +48,9 @@ setup(
         "numpy",
         "tqdm",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7", "torchmetrics>=1.0"],
+        # PQ of panoptic models without panopticapi (docs/PANOPTIC.md)
+        "panoptic": ["torchmetrics>=1.0"],
+    },
 )
