@@ -112,7 +112,7 @@ def test_twin_maps_data_the_same(name, toy_record, toy_panoptic_record):
     from detectron2.config import instantiate
 
     ycfg, lcfg = _pair(name)
-    panoptic = ycfg.MODEL.META_ARCHITECTURE == "PanopticSOLO"
+    panoptic = ycfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
     record = toy_panoptic_record if panoptic else toy_record
     for is_train, split in ((True, "train"), (False, "test")):
         ym = (PanopticDatasetMapper if panoptic and is_train else SOLODatasetMapper)(ycfg, is_train)
@@ -151,7 +151,7 @@ def test_twin_trains_the_same(name):
     assert d.test.dataset.filter_empty is False
     assert d.train.dataset.get("filter_empty", True) == ycfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
     assert ycfg.DATALOADER.ASPECT_RATIO_GROUPING
-    panoptic = ycfg.MODEL.META_ARCHITECTURE == "PanopticSOLO"
+    panoptic = ycfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
     assert d.get("register_coco_panoptic", []) == list(ycfg.DATASETS.REGISTER_COCO_PANOPTIC)
     if panoptic:
         assert d.evaluator._target_ is build_panoptic_evaluator

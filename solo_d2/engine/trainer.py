@@ -77,8 +77,9 @@ def metric_writers(output_dir: str, max_iter: int, window: int) -> list:
 
 
 def _is_panoptic(cfg: CfgNode) -> bool:
-    """Whether the config's model is PanopticSOLO (things and stuff, docs/PANOPTIC.md)."""
-    return cfg.MODEL.META_ARCHITECTURE == "PanopticSOLO"
+    """Whether the config's model is panoptic: PanopticSOLO (docs/PANOPTIC.md), or
+    Detectron2's PanopticFPN (the baseline), which gives the same inputs and outputs."""
+    return cfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
 
 
 class SOLOTrainer(DefaultTrainer):

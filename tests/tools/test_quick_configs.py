@@ -34,7 +34,7 @@ def test_every_model_family_has_a_quick_start_config():
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_quick_config_trains_one_finite_step(path):
     cfg = _load(path)
-    panoptic = cfg.MODEL.META_ARCHITECTURE == "PanopticSOLO"
+    panoptic = cfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
     prefix = "solo_shapes_panoptic" if panoptic else "solo_shapes"
     assert cfg.DATASETS.TRAIN == (f"{prefix}_train",) and cfg.DATASETS.TEST == (f"{prefix}_val",)
     # class count of the model == the dataset's (metadata is set without generating images)
