@@ -48,3 +48,37 @@ def test_train_and_evaluate_prints_pq(tmp_path):
     assert len(pred["annotations"]) == 4
     cats = {s["category_id"] for a in pred["annotations"] for s in a["segments_info"]}
     assert cats and cats <= {1, 2, 7, 9}  # the dataset's category ids, not the model's labels
+
+
+LAZY_CONFIG = CONFIG[: -len(".yaml")] + ".py"
+LAZY_TINY = [
+    "model.backbone.out_channels=32", "model.head.feat_channels=32", "model.head.stacked_convs=2",
+    "model.head.mask_feat_channels=32", "model.head.mask_out_channels=32",
+    "model.sem_seg_head.conv_dims=32", "model.head.num_grids=[12,10,8,6,4]",
+    "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
+    "dataloader.train.total_batch_size=2", "train.max_iter=2", "train.log_period=1",
+]
+
+
+def test_lazy_config_trains_and_evaluates(tmp_path):
+    """The LazyConfig twin through train_net.py: dataloader.register_coco_panoptic, the
+    model's class counts checked against the data, PQ printed."""
+    info = write_toy_panoptic(str(tmp_path / "data"), num_images=2)
+    entry = "[[toy," + ",".join(info["entry"]) + "]]"
+    base = [sys.executable, os.path.join(ROOT, "train_net.py"), "--config-file", LAZY_CONFIG,
+            *LAZY_TINY, f"dataloader.register_coco_panoptic={entry}",
+            "dataloader.train.dataset.names=toy", "dataloader.test.dataset.names=toy",
+            "model.num_classes=2", f"train.output_dir={tmp_path / 'out'}"]
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    bad = subprocess.run([*base, "model.sem_seg_head.num_classes=5"], capture_output=True,
+                         text=True, cwd=str(tmp_path), timeout=900, env=env)
+    assert bad.returncode != 0
+    assert "'toy' has 2 stuff classes, 3 with \"things\", but model.sem_seg_head.num_classes " \
+           "is 5" in bad.stdout + bad.stderr
+    proc = subprocess.run([*base, "model.sem_seg_head.num_classes=3"], capture_output=True,
+                          text=True, cwd=str(tmp_path), timeout=900, env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "copypaste: Task: panoptic_seg" in log and "copypaste: Task: sem_seg" in log
+    rows = dict(re.findall(r"\|\s*(Things|Stuff)\s*\|[^|]*\|[^|]*\|[^|]*\|\s*(\d+)\s*\|", log))
+    assert rows == {"Things": "2", "Stuff": "2"}

@@ -11,7 +11,7 @@ from detectron2.modeling.meta_arch import panoptic_fpn
 from detectron2.structures import BitMasks, Boxes, Instances
 from torch.nn import functional as F
 
-from conftest import make_head_confident, tiny_panoptic_cfg
+from conftest import make_head_confident, tiny_cfg, tiny_panoptic_cfg
 from solo_d2.modeling import panoptic
 
 
@@ -185,3 +185,20 @@ def test_mixed_precision_convs_low_losses_and_merge_fp32():
     out = build(cfg)(images())[0]
     assert out["sem_seg"].dtype == torch.float32
     assert out["panoptic_seg"][0].dtype == torch.int32
+
+
+@pytest.mark.parametrize("head,config", [("SOLOHead", "SOLO_R50_1x.yaml"),
+                                         ("DecoupledSOLOHead", "Decoupled_SOLO_R50_1x.yaml")])
+def test_the_branch_fits_solo_and_decoupled_solo(head, config):
+    """The parallel branch on p2..p5 needs nothing of SOLOv2's: SOLO and Decoupled SOLO train
+    and predict panoptic results with it."""
+    cfg = tiny_panoptic_cfg()
+    base = tiny_cfg(head, config=config)
+    cfg.MODEL.SOLO = base.MODEL.SOLO
+    model = build(cfg).train()
+    losses = model(_train_batch())
+    assert set(losses) == {"loss_mask", "loss_cls", "loss_sem_seg"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    out = model.eval()(images())[0]
+    assert sorted(out) == ["instances", "panoptic_seg", "sem_seg"]
+    assert type(model.head).__name__ == head
