@@ -20,7 +20,8 @@ for key in ("backbone", "pixel_mean", "pixel_std", "input_format", "proposal_gen
     model[key] = mask_rcnn[key]
 model.sem_seg_head = solo.sem_seg_head
 model.sem_seg_head.input_shape = {
-    f: L(ShapeSpec)(stride=s, channels=128) for f, s in zip(["p2", "p3", "p4", "p5"], [4, 8, 16, 32])
+    f: L(ShapeSpec)(stride=s, channels=128)
+    for f, s in zip(["p2", "p3", "p4", "p5"], [4, 8, 16, 32])
 }
 model.combine_overlap_thresh = solo.combine_overlap_thresh
 model.combine_stuff_area_thresh = solo.combine_stuff_area_thresh

@@ -56,7 +56,8 @@ def panoptic_metadata(categories: Sequence[Dict[str, Any]], source: str) -> Dict
         "thing_classes": [c["name"] for c in things],
         "stuff_classes": ["things"] + [c["name"] for c in stuff],
         "thing_dataset_id_to_contiguous_id": {c["id"]: i for i, c in enumerate(things)},
-        "stuff_dataset_id_to_contiguous_id": {0: 0, **{c["id"]: i + 1 for i, c in enumerate(stuff)}},
+        "stuff_dataset_id_to_contiguous_id": {
+            0: 0, **{c["id"]: i + 1 for i, c in enumerate(stuff)}},
     }
     if len(colors) == len(categories):
         meta["thing_colors"] = [colors[c["id"]] for c in things]

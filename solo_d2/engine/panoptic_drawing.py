@@ -31,8 +31,8 @@ def panoptic_drawing_metadata(meta: Any, name: str = "") -> Metadata:
     if thing_colors is not None and len(thing_colors) != labels.num_things:
         # standard numbering: colours indexed by the contiguous id over things and stuff
         table = meta.thing_dataset_id_to_contiguous_id
-        thing_colors = [thing_colors[table[k]] for k in labels.thing_ids] if max(table.values()) < len(
-            thing_colors) else None
+        fits = max(table.values()) < len(thing_colors)
+        thing_colors = [thing_colors[table[k]] for k in labels.thing_ids] if fits else None
     stuff_colors = meta.get("stuff_colors")
     if stuff_colors is not None and len(stuff_colors) != labels.num_stuff + 1:
         table = meta.stuff_dataset_id_to_contiguous_id

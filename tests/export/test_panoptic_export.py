@@ -13,7 +13,12 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from solo_d2 import SOLOPredictor  # noqa: E402
-from solo_d2.export import ONNXPredictor, compare_outputs, export_onnx, pytorch_outputs  # noqa: E402
+from solo_d2.export import (  # noqa: E402
+    ONNXPredictor,
+    compare_outputs,
+    export_onnx,
+    pytorch_outputs,
+)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from conftest import make_head_confident, tiny_panoptic_cfg  # noqa: E402

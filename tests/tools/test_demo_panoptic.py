@@ -25,7 +25,8 @@ def test_demo_draws_panoptic_results_with_a_legend(tmp_path):
             "MODEL.PANOPTIC_FPN.COMBINE.STUFF_AREA_LIMIT", "64",
             "MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH", "0.9",
             "MODEL.SOLO.TEST.MASK_THRESH", "0.995",  # the random model's masks: not everywhere
-            "DATASETS.REGISTER_COCO_PANOPTIC", f"[['demo_toy', {', '.join(map(repr, info['entry']))}]]",
+            "DATASETS.REGISTER_COCO_PANOPTIC",
+            f"[['demo_toy', {', '.join(map(repr, info['entry']))}]]",
             "DATASETS.TRAIN", "()", "DATASETS.TEST", "('demo_toy',)"]
     cfg = get_solo_cfg(CONFIG, opts)
     torch.manual_seed(0)

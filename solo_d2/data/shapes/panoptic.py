@@ -48,7 +48,8 @@ class PanopticShapesConfig:
     def __post_init__(self) -> None:
         stuff = tuple(self.stuff_classes)
         object.__setattr__(self, "stuff_classes", stuff)
-        if len(stuff) < 2 or any(s not in STUFF_CLASSES for s in stuff) or len(set(stuff)) != len(stuff):
+        if len(stuff) < 2 or any(s not in STUFF_CLASSES for s in stuff) \
+                or len(set(stuff)) != len(stuff):
             raise ValueError(f"stuff_classes must be 2 or more distinct names out of "
                              f"{STUFF_CLASSES}, got {stuff}")
         if self.shapes.style != "plain":
