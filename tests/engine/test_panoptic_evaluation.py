@@ -1,14 +1,12 @@
 """Panoptic evaluation: PQ from panopticapi (Detectron2's COCOPanopticEvaluator) and from
 torchmetrics give the same numbers on the same predictions; PQ by hand on a simple case; stuff
 mIoU from the panoptic PNGs; a missing PQ package is a one-line warning."""
-import logging
-
 import numpy as np
 import pytest
 import torch
 from detectron2.data import DatasetCatalog
 
-from conftest import write_toy_panoptic
+from conftest import capture_logs, write_toy_panoptic
 from solo_d2.data.panoptic_datasets import register_panoptic_datasets
 from solo_d2.engine import panoptic_evaluation as pe
 
@@ -123,7 +121,7 @@ def test_stuff_miou_from_the_panoptic_pngs(toy, tmp_path):
 
 def test_missing_pq_package_is_one_line(toy, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(pe, "pq_backend", lambda wanted="auto": None)
-    with caplog.at_level(logging.WARNING, logger=pe.__name__):
+    with capture_logs(caplog, pe.__name__):  # also after a command line set up solo_d2's log
         evaluators = pe.build_panoptic_evaluator("test_pq_toy", str(tmp_path))
     kinds = [type(e).__name__ for e in evaluators._evaluators]
     assert kinds == ["PanopticStuffEvaluator", "PanopticCOCOEvaluator"]
