@@ -132,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         }
     report["machine"]["loadavg_after"] = list(os.getloadavg())
     lines = ["| contender | PQ | PQ_th | PQ_st | mask AP | stuff mIoU | s/iter | iterations | "
-             "training (min) |", "|---" * 10 + "|"]
+             "training (min) |", "|---" * 9 + "|"]
     for name, r in report["results"].items():
         cells = [f"{r[k]:.1f}" if r[k] is not None else "–" for k, _ in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['s_per_iter_training']:.3f} | "
