@@ -218,7 +218,12 @@ class PanopticCOCOEvaluator(SOLOCOCOEvaluator):
         labels = labels or PanopticLabels.from_metadata(meta, dataset_name)
         table = meta.thing_dataset_id_to_contiguous_id
         self._to_dataset = torch.tensor([table[k] for k in labels.thing_ids])
+        self._thing_names = list(labels.thing_classes)
         super().__init__(dataset_name, output_dir=output_dir, **kwargs)
+
+    def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
+        # per-category AP under the things' names (standard metadata lists stuff there too)
+        return super()._derive_coco_results(coco_eval, iou_type, class_names=self._thing_names)
 
     def process(self, inputs, outputs):
         if torch.equal(self._to_dataset, torch.arange(len(self._to_dataset))):
@@ -248,6 +253,8 @@ def build_panoptic_evaluator(dataset_name: str, output_dir: str,
     else:
         evaluators.append(PanopticStuffEvaluator(dataset_name, output_dir, labels))
     if not meta.get("json_file"):
+        if "json_file" in meta.as_dict():  # register_coco_panoptic(instances_json=None)
+            delattr(meta, "json_file")
         path = os.path.join(output_dir, f"{dataset_name}_instances_from_panoptic.json")
         if comm.is_main_process() and not os.path.isfile(path):
             write_instances_json(dataset_name, path)

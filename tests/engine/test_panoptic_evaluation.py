@@ -1,6 +1,8 @@
 """Panoptic evaluation: PQ from panopticapi (Detectron2's COCOPanopticEvaluator) and from
 torchmetrics give the same numbers on the same predictions; PQ by hand on a simple case; stuff
 mIoU from the panoptic PNGs; a missing PQ package is a one-line warning."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,53 @@ def test_missing_pq_package_is_one_line(toy, tmp_path, monkeypatch, caplog):
     lines = [r.getMessage() for r in caplog.records if "PQ is not computed" in r.getMessage()]
     assert lines == ["PQ is not computed: it needs panopticapi or torchmetrics "
                      "(pip install torchmetrics)"]
+
+
+def test_standard_and_separated_numbering_evaluate_alike(tmp_path):
+    """The same data registered in Detectron2's standard numbering (register_coco_panoptic:
+    things and stuff numbered together, no instance json) and in solo_d2's: the same
+    predictions (model numbering) get the same PQ, mask AP and stuff mIoU."""
+    import cv2
+    from detectron2.data.datasets import register_coco_panoptic
+    from detectron2.structures import BitMasks, Boxes, Instances
+
+    info = write_toy_panoptic(str(tmp_path / "d"), num_images=4)
+    jpg = tmp_path / "jpg"
+    jpg.mkdir()
+    for name in os.listdir(info["image_root"]):  # Detectron2's loader wants .jpg images
+        cv2.imwrite(str(jpg / name.replace(".png", ".jpg")),
+                    cv2.imread(os.path.join(info["image_root"], name)))
+    register_panoptic_datasets([["test_num_sep", *info["entry"]]])
+    names = ["box", "disc", "sky", "ground"]
+    register_coco_panoptic("test_num_std", {
+        "thing_classes": names, "stuff_classes": names,
+        "thing_dataset_id_to_contiguous_id": {1: 0, 2: 1},
+        "stuff_dataset_id_to_contiguous_id": {7: 2, 9: 3}},
+        str(jpg), info["panoptic_root"], info["panoptic_json"])
+    # the predictions, in the model's numbering (= the separated one: things 0.., stuff 1..)
+    sep = sorted(DatasetCatalog.get("test_num_sep"), key=lambda r: r["image_id"])
+    outputs = []
+    for rec, pan in zip(sep, _predictions(sep, seed=1)):
+        ids = _ids(rec)
+        things = [s for s in rec["segments_info"] if s["isthing"]]
+        inst = Instances(ids.shape)
+        inst.pred_masks = torch.from_numpy(np.stack([ids == s["id"] for s in things]))
+        inst.pred_boxes = Boxes(BitMasks(inst.pred_masks).get_bounding_boxes().tensor)
+        inst.scores = torch.linspace(0.9, 0.5, len(things))
+        inst.pred_classes = torch.tensor([s["category_id"] for s in things])
+        sem = torch.zeros(3, *ids.shape)
+        sem[1][torch.from_numpy(ids == 1000)] = 1
+        sem[2][torch.from_numpy(ids == 2000)] = 1
+        outputs.append({"instances": inst, "sem_seg": sem, **pan})
+    results = {}
+    for name in ("test_num_sep", "test_num_std"):
+        records = sorted(DatasetCatalog.get(name), key=lambda r: r["image_id"])
+        evaluators = pe.build_panoptic_evaluator(name, str(tmp_path / name))
+        evaluators.reset()
+        evaluators.process(records, outputs)
+        results[name] = evaluators.evaluate()
+    a, b = results["test_num_sep"], results["test_num_std"]
+    assert a["panoptic_seg"] == pytest.approx(b["panoptic_seg"])
+    assert a["segm"]["AP"] == pytest.approx(b["segm"]["AP"]) and a["segm"]["AP"] > 50
+    assert a["sem_seg"]["mIoU"] == pytest.approx(b["sem_seg"]["mIoU"])
+
