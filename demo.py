@@ -16,7 +16,8 @@ r"""Run a SOLO-family model on images and save the predictions drawn on them.
         --output vis/ train.init_checkpoint=output/quick_schedules/SOLO_R18_shapes/model_final.pth
 
 Writes <output>/<input name>.png for every input: the image with the instance masks, class
-names and scores of the predictions whose score is at least --confidence-threshold (a video
+names and scores of the predictions whose score is at least --confidence-threshold (a panoptic
+model: its stuff regions and things, as Detectron2 draws Panoptic FPN's, and a legend) (a video
 becomes <output>/<video name>.mp4). An input that cannot be read is reported with its path and
 skipped; the exit status is then 1. Class names are those the checkpoint carries (converted
 mmdet checkpoints), else those of the first test dataset. MODEL.WEIGHTS (a LazyConfig's
@@ -38,7 +39,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.video_visualizer import VideoVisualizer
@@ -52,6 +53,7 @@ from solo_d2.data import ImageReadError, read_image
 from solo_d2.engine import load_config
 from solo_d2.engine.configs import AnyConfig, config_weights, dataset_names
 from solo_d2.export.precision import PrecisionError
+from solo_d2.engine.panoptic_drawing import draw_panoptic, panoptic_drawing_metadata
 
 logger = logging.getLogger("solo_d2.demo")
 
@@ -146,7 +148,10 @@ def visualize(
 ) -> Tuple[np.ndarray, int]:
     """Predict on one BGR image; return the drawing (RGB uint8, the image's size) and the
     number of instances drawn."""
-    instances = predictor(image_bgr)["instances"].to("cpu")
+    output = predictor(image_bgr)
+    if "panoptic_seg" in output:  # PanopticSOLO: stuff, things and a legend
+        return draw_panoptic(image_bgr[:, :, ::-1], output, metadata, threshold)
+    instances = output["instances"].to("cpu")
     instances = instances[instances.scores >= threshold]
     vis = Visualizer(image_bgr[:, :, ::-1], metadata, instance_mode=ColorMode.IMAGE)
     return vis.draw_instance_predictions(instances).get_image(), len(instances)
@@ -154,7 +159,13 @@ def visualize(
 
 def demo_metadata(cfg: AnyConfig, predictor: SOLOPredictor) -> Metadata:
     """Class names for drawing: those the checkpoint carries (a converted mmdet checkpoint),
-    else those of the config's first test dataset."""
+    else those of the config's first test dataset (a panoptic one's things and stuff, in the
+    model's numbering, with their colours)."""
+    tests = dataset_names(cfg, "test")
+    if tests and MetadataCatalog.get(tests[0]).get("evaluator_type") == "coco_panoptic_seg":
+        if MetadataCatalog.get(tests[0]).get("thing_dataset_id_to_contiguous_id") is None:
+            DatasetCatalog.get(tests[0])  # solo_d2's panoptic loader sets them
+        return panoptic_drawing_metadata(MetadataCatalog.get(tests[0]), tests[0])
     if predictor.thing_classes is not None:
         return Metadata(name="solo_d2_demo_checkpoint", thing_classes=predictor.thing_classes)
     tests = dataset_names(cfg, "test")
@@ -203,9 +214,15 @@ def run_video(args, predictor: SOLOPredictor, metadata) -> int:
         ok, frame = video.read()
         if not ok:
             break
-        instances = predictor(frame)["instances"].to("cpu")
-        instances = instances[instances.scores >= args.confidence_threshold]
-        drawing = visualizer.draw_instance_predictions(frame[:, :, ::-1], instances).get_image()
+        output = predictor(frame)
+        if "panoptic_seg" in output:
+            drawing = draw_panoptic(frame[:, :, ::-1], output, metadata,
+                                    args.confidence_threshold)[0]
+        else:
+            instances = output["instances"].to("cpu")
+            instances = instances[instances.scores >= args.confidence_threshold]
+            drawing = visualizer.draw_instance_predictions(frame[:, :, ::-1],
+                                                           instances).get_image()
         if writer is None:
             h, w = drawing.shape[:2]
             writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))

@@ -49,8 +49,10 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "torchmetrics>=1.0"],
         # export, ONNX Runtime and OpenVINO (docs/DEPLOYMENT.md)
         "deploy": ["onnx", "onnxruntime", "openvino"],
+        # PQ of panoptic models without panopticapi (docs/PANOPTIC.md)
+        "panoptic": ["torchmetrics>=1.0"],
     },
 )

@@ -27,6 +27,7 @@ from detectron2.utils.logger import setup_logger
 
 from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
 from solo_d2.utils.cli import HelpFormatter
+from solo_d2.data.cfg_datasets import DatasetRegistrationError
 from solo_d2.engine import launch, launch_options, load_config, trainer_class
 from solo_d2.engine.configs import config_output_dir, config_weights, is_lazy
 from solo_d2.engine.run_summary import log_run_summary, mark_run_start
@@ -93,4 +94,6 @@ if __name__ == "__main__":
             **launch_options(load_config(args.config_file, args.opts)),
         )
     except WEIGHTS_ERRORS as e:  # weights not downloadable, unknown, unreadable
+        sys.exit(f"error: {e}")
+    except DatasetRegistrationError as e:  # DATASETS.REGISTER_COCO_* entries
         sys.exit(f"error: {e}")

@@ -48,6 +48,22 @@ def tiny_cfg(
     return cfg
 
 
+def tiny_panoptic_cfg(in_features=("p2", "p3", "p4", "p5"), num_stuff: int = 3, **combine):
+    """:func:`tiny_cfg`'s SOLOv2 as a PanopticSOLO: 32-channel mask features and stuff branch
+    on ``in_features`` with ``num_stuff`` + 1 classes; ``combine`` sets
+    MODEL.PANOPTIC_FPN.COMBINE.* keys."""
+    cfg = tiny_cfg("SOLOV2Head", config="SOLOv2_R50_1x.yaml")
+    cfg.MODEL.META_ARCHITECTURE = "PanopticSOLO"
+    cfg.MODEL.SOLO.MASK_FEAT.FEAT_CHANNELS = 32
+    cfg.MODEL.SOLO.MASK_FEAT.OUT_CHANNELS = 32
+    cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = list(in_features)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = num_stuff + 1
+    cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 32
+    for key, value in combine.items():
+        cfg.MODEL.PANOPTIC_FPN.COMBINE[key] = value
+    return cfg
+
+
 def write_test_image(path: str, h: int, w: int, seed: int = 0) -> None:
     """A random (h, w) BGR image file with a filled circle in the middle."""
     img = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
@@ -188,3 +204,71 @@ def assert_export_agrees(stdout: str) -> None:
     n_torch, n_onnx = (int(part.split()[-1]) for part in counts.split(","))
     assert n_torch == n_onnx > 0, line
     assert "same classes and order: True" in line, line
+
+
+#: categories of :func:`write_toy_panoptic`: two things, two stuff
+TOY_PANOPTIC_CATEGORIES = [
+    {"id": 1, "name": "box", "isthing": 1, "color": [220, 20, 60]},
+    {"id": 2, "name": "disc", "isthing": 1, "color": [0, 0, 142]},
+    {"id": 7, "name": "sky", "isthing": 0, "color": [70, 130, 180]},
+    {"id": 9, "name": "ground", "isthing": 0, "color": [152, 251, 152]},
+]
+
+
+def write_toy_panoptic(root: str, num_images: int = 6, size: int = 128, seed: int = 0,
+                       categories=None) -> dict:
+    """A tiny COCO panoptic dataset under ``root``: ``images/*.png``, id-coded
+    ``panoptic/*.png`` and ``panoptic.json`` (:data:`TOY_PANOPTIC_CATEGORIES`). Each image: sky
+    above a horizon, ground below, a 2-px unlabeled (id 0) band on the horizon, 1-2 boxes and a
+    disc (one box marked iscrowd in image 0). Returns ``{"image_root", "panoptic_root",
+    "panoptic_json", "entry"}``, ``entry`` the REGISTER_COCO_PANOPTIC list minus the name."""
+    import json
+
+    from solo_d2.data.panoptic import id_to_rgb
+
+    rng = np.random.default_rng(seed)
+    images_dir, pan_dir = os.path.join(root, "images"), os.path.join(root, "panoptic")
+    os.makedirs(images_dir, exist_ok=True)
+    os.makedirs(pan_dir, exist_ok=True)
+    images, anns = [], []
+    for i in range(num_images):
+        horizon = int(rng.integers(size // 3, 2 * size // 3))
+        img = np.zeros((size, size, 3), np.uint8)
+        img[:horizon] = (235, 190, 120)  # BGR: light blue sky
+        img[horizon:] = (60, 150, 60)
+        img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+        ids = np.where(np.arange(size)[:, None] < horizon, 1000, 2000) * np.ones((1, size), int)
+        ids[horizon - 1 : horizon + 1] = 0
+        segments = [{"id": 1000, "category_id": 7, "iscrowd": 0},
+                    {"id": 2000, "category_id": 9, "iscrowd": 0}]
+        for k in range(int(rng.integers(1, 3))):
+            w, h = (int(v) for v in rng.integers(24, 48, 2))
+            x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+            ids[y : y + h, x : x + w] = 10 + k
+            img[y : y + h, x : x + w] = (40, 40, 220)
+            segments.append({"id": 10 + k, "category_id": 1, "iscrowd": int(i == 0 and k == 1)})
+        cx, cy, r = (int(v) for v in (rng.integers(20, size - 20), rng.integers(20, size - 20),
+                                      rng.integers(10, 18)))
+        disc = np.zeros((size, size), np.uint8)
+        cv2.circle(disc, (cx, cy), r, 1, -1)
+        ids[disc > 0] = 20
+        img[disc > 0] = (200, 60, 60)
+        segments.append({"id": 20, "category_id": 2, "iscrowd": 0})
+        present = set(np.unique(ids).tolist())
+        segments = [s for s in segments if s["id"] in present]
+        for s in segments:
+            m = ids == s["id"]
+            ys, xs = np.nonzero(m)
+            s["area"] = int(m.sum())
+            s["bbox"] = [int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1)]
+        name = f"{i:04d}.png"
+        cv2.imwrite(os.path.join(images_dir, name), img)
+        cv2.imwrite(os.path.join(pan_dir, name), id_to_rgb(ids)[:, :, ::-1])
+        images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
+        anns.append({"image_id": i + 1, "file_name": name, "segments_info": segments})
+    path = os.path.join(root, "panoptic.json")
+    with open(path, "w") as f:
+        json.dump({"images": images, "annotations": anns,
+                   "categories": categories or TOY_PANOPTIC_CATEGORIES}, f)
+    return {"image_root": images_dir, "panoptic_root": pan_dir, "panoptic_json": path,
+            "entry": [images_dir, pan_dir, path]}

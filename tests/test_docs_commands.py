@@ -25,7 +25,8 @@ from solo_d2.checkpoint.catalog import NAME_SCHEMES, resolve_weights_name
 from solo_d2.utils.cli import readable_file
 
 DOCS = ["README.md", "docs/GETTING_STARTED.md", "docs/MODEL_ZOO.md", "docs/DEPLOYMENT.md",
-        "docs/MIXED_PRECISION.md", "docs/BENCHMARKS.md", "docs/LAZYCONFIG.md", "docs/CLUSTERS.md"]
+        "docs/MIXED_PRECISION.md", "docs/BENCHMARKS.md", "docs/LAZYCONFIG.md", "docs/CLUSTERS.md",
+        "docs/PANOPTIC.md"]
 PROGRAMS = ("python", "pip", "git", "bash", "cd", "torchrun", "srun")
 _ENV_ASSIGN = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 

@@ -1,5 +1,5 @@
-"""One model, two front doors: SOLO R50 1x and SOLOv2 R50 1x built from their yaml config and
-from their LazyConfig twin, given the same weights and the same inputs, give identical
+"""One model, two front doors: SOLO R50 1x, SOLOv2 R50 1x and panoptic SOLOv2 R50 1x, built
+from their yaml config and from their LazyConfig twin, given the same weights and the same inputs, give identical
 predictions, losses and gradients; their optimizers have identical parameter groups, set
 identical learning rates along the schedule and make identical updates.
 
@@ -21,7 +21,7 @@ from twins import lazy_lr_scheduler
 ITERS = [0, 1, 250, 499, 500, 501, 58639, 58640, 58641, 80629, 80630, 87959]
 
 
-@pytest.fixture(scope="module", params=["SOLO_R50_1x", "SOLOv2_R50_1x"])
+@pytest.fixture(scope="module", params=["SOLO_R50_1x", "SOLOv2_R50_1x", "SOLOv2_Panoptic_R50_1x"])
 def twins(request):
     """(yaml-built model, lazy-built model with the yaml one's weights, yaml cfg, lazy cfg)."""
     ycfg = solo_d2.model_zoo.get_config(request.param + ".yaml")
@@ -56,6 +56,7 @@ def _batch(train: bool):
             inst.gt_boxes = Boxes(torch.tensor([[20.0, 10, 60, 60], [5, 30, 40, 60]]))
             inst.gt_classes = torch.tensor([3, 17])
             x["instances"] = inst
+            x["sem_seg"] = torch.randint(0, 54, (h, w), generator=g)  # read by PanopticSOLO
         out.append(x)
     return out
 
@@ -72,6 +73,12 @@ def test_same_predictions(twins):
         assert torch.equal(a.scores, b.scores)
         assert torch.equal(a.pred_classes, b.pred_classes)
         assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor)
+    for a, b in zip(ours, theirs):  # PanopticSOLO: its stuff and merged outputs too
+        assert a.keys() == b.keys()
+        if "sem_seg" in a:
+            assert torch.equal(a["sem_seg"], b["sem_seg"])
+            assert torch.equal(a["panoptic_seg"][0], b["panoptic_seg"][0])
+            assert a["panoptic_seg"][1] == b["panoptic_seg"][1]
 
 
 @pytest.fixture
@@ -97,7 +104,10 @@ def test_same_losses_gradients_and_updates(twins, deterministic):
         loss = model(_batch(train=True))
         sum(loss.values()).backward()
         losses.append({k: v.detach() for k, v in loss.items()})
-    assert losses[0].keys() == losses[1].keys() == {"loss_mask", "loss_cls"}
+    expected = {"loss_mask", "loss_cls"}
+    if hasattr(ymodel, "sem_seg_head"):  # PanopticSOLO
+        expected.add("loss_sem_seg")
+    assert losses[0].keys() == losses[1].keys() == expected
     for k in losses[0]:
         assert torch.equal(losses[0][k], losses[1][k]), k
     y_params, l_params = dict(ymodel.named_parameters()), dict(lmodel.named_parameters())

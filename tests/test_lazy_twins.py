@@ -15,8 +15,9 @@ from detectron2.solver import build_lr_scheduler
 from detectron2.structures import BoxMode
 
 import solo_d2
-from solo_d2.data import SOLODatasetMapper
+from solo_d2.data import PanopticDatasetMapper, SOLODatasetMapper
 from solo_d2.engine import LazySOLOTrainer
+from solo_d2.evaluation.panoptic import build_panoptic_evaluator
 from solo_d2.solver import build_solo_optimizer
 from twins import (
     differences,
@@ -60,6 +61,37 @@ def toy_record(tmp_path_factory):
     return {"file_name": path, "height": 120, "width": 160, "image_id": 0, "annotations": anns}
 
 
+@pytest.fixture(scope="module")
+def toy_panoptic_record(tmp_path_factory):
+    """A 120x160 image with two things and two stuff regions, as COCO panoptic records give
+    it (ids in a PNG, segments in the model's numbering: things 0.., stuff 1..)."""
+    from solo_d2.data.panoptic import id_to_rgb
+
+    d = tmp_path_factory.mktemp("twins_panoptic")
+    img = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(d / "img.png"), img)
+    ids = np.full((120, 160), 3)
+    ids[60:] = 4
+    ids[20:70, 10:70] = 1
+    ids[30:90, 80:120] = 2
+    cv2.imwrite(str(d / "pan.png"), id_to_rgb(ids)[:, :, ::-1])
+    segments = [{"id": 1, "category_id": 0, "isthing": True},
+                {"id": 2, "category_id": 1, "isthing": True},
+                {"id": 3, "category_id": 1, "isthing": False},
+                {"id": 4, "category_id": 2, "isthing": False}]
+    return {"file_name": str(d / "img.png"), "height": 120, "width": 160, "image_id": 0,
+            "pan_seg_file_name": str(d / "pan.png"), "segments_info": segments}
+
+
+def _in_dataset_numbering(record, labels):
+    """``record`` with its segments' category ids (model labels) as the dataset numbers them."""
+    thing = {v: k for k, v in labels.record_thing.items()}
+    stuff = {v: k for k, v in labels.record_stuff.items()}
+    segments = [{**x, "category_id": (thing if x["isthing"] else stuff)[x["category_id"]]}
+                for x in record["segments_info"]]
+    return {**record, "segments_info": segments}
+
+
 def test_every_yaml_recipe_has_a_lazy_twin():
     names = set(solo_d2.model_zoo.list_configs())
     assert len(YAML_RECIPES) >= 19
@@ -76,25 +108,34 @@ def test_twin_builds_the_same_model(name):
 
 
 @pytest.mark.parametrize("name", YAML_RECIPES)
-def test_twin_maps_data_the_same(name, toy_record):
+def test_twin_maps_data_the_same(name, toy_record, toy_panoptic_record):
     from detectron2.config import instantiate
 
     ycfg, lcfg = _pair(name)
+    panoptic = ycfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
+    record = toy_panoptic_record if panoptic else toy_record
     for is_train, split in ((True, "train"), (False, "test")):
-        ym = SOLODatasetMapper(ycfg, is_train)
+        ym = (PanopticDatasetMapper if panoptic and is_train else SOLODatasetMapper)(ycfg, is_train)
+        if panoptic and is_train:  # the record in the dataset's numbering of its categories
+            record = _in_dataset_numbering(toy_panoptic_record, ym.labels)
         lm = instantiate(lcfg.dataloader[split].mapper)
         assert differences(mapper_settings(lm), mapper_settings(ym)) == {}
         outs = []
         for mapper in (ym, lm):
             np.random.seed(3)  # the multi-scale size and the flip
-            outs.append(mapper(dict(toy_record)))
+            outs.append(mapper(dict(record)))
         assert torch.equal(outs[0]["image"], outs[1]["image"])
         if is_train:
             a, b = outs[0]["instances"], outs[1]["instances"]
             assert torch.equal(a.gt_boxes.tensor, b.gt_boxes.tensor)
             assert torch.equal(a.gt_classes, b.gt_classes)
-            assert [[p.tolist() for p in m] for m in a.gt_masks.polygons] == \
-                [[p.tolist() for p in m] for m in b.gt_masks.polygons]
+            if panoptic:
+                assert len(a) == 2 and torch.equal(a.gt_masks.tensor, b.gt_masks.tensor)
+                assert torch.equal(outs[0]["sem_seg"], outs[1]["sem_seg"])
+                assert set(outs[0]["sem_seg"].unique().tolist()) == {0, 1, 2}
+            else:
+                assert [[p.tolist() for p in m] for m in a.gt_masks.polygons] == \
+                    [[p.tolist() for p in m] for m in b.gt_masks.polygons]
 
 
 @pytest.mark.parametrize("name", YAML_RECIPES)
@@ -108,7 +149,12 @@ def test_twin_trains_the_same(name):
     assert d.train.total_batch_size == ycfg.SOLVER.IMS_PER_BATCH
     assert d.train.num_workers == d.test.num_workers == ycfg.DATALOADER.NUM_WORKERS
     assert d.test.dataset.filter_empty is False
-    assert ycfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS and ycfg.DATALOADER.ASPECT_RATIO_GROUPING
+    assert d.train.dataset.get("filter_empty", True) == ycfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
+    assert ycfg.DATALOADER.ASPECT_RATIO_GROUPING
+    panoptic = ycfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
+    assert d.get("register_coco_panoptic", []) == list(ycfg.DATASETS.REGISTER_COCO_PANOPTIC)
+    if panoptic:
+        assert d.evaluator._target_ is build_panoptic_evaluator
     assert (t.max_iter, t.checkpointer.period, t.eval_period, t.log_period, t.device,
             t.output_dir) == (ycfg.SOLVER.MAX_ITER, ycfg.SOLVER.CHECKPOINT_PERIOD,
                               ycfg.TEST.EVAL_PERIOD, ycfg.SOLVER.LOG_PERIOD, ycfg.MODEL.DEVICE,

@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import nn
 
-from solo_d2.engine.configs import AnyConfig, dataset_names, trainer_class
+from solo_d2.engine import trainer_class
+from solo_d2.engine.configs import AnyConfig, dataset_names
 from solo_d2.evaluation import SOLOCOCOEvaluator
 from solo_d2.export.backends import Backend
 from solo_d2.export.onnx_predictor import outputs_to_instances

@@ -77,6 +77,10 @@ COCO_MODELS: Dict[str, PublishedModel] = {m.config: m for m in (
                    "solov2_r50_fpn_3x_coco_20220512_125856-fed092d4.pth",
                    37.5),
     PublishedModel("SOLOv2_R101_3x.yaml", "solov2/solov2_r101_fpn_ms-3x_coco.py", None, None),
+    # Panoptic SOLOv2 (paper section 3.2): never published, by the authors or mmdet; start one
+    # from solo_d2://SOLOv2_R50_3x (docs/PANOPTIC.md)
+    PublishedModel("SOLOv2_Panoptic_R50_1x.yaml", None, None, None),
+    PublishedModel("SOLOv2_Panoptic_R50_3x.yaml", None, None, None),
     PublishedModel("SOLOv2_R101_DCN_3x.yaml", "solov2/solov2_r101-dcn_fpn_ms-3x_coco.py", _MMDET
                    + "solov2/solov2_r101_dcn_fpn_3x_coco/"
                    "solov2_r101_dcn_fpn_3x_coco_20220513_214734-16c966cb.pth", 41.2),

@@ -101,6 +101,10 @@ def add_solo_config(cfg: CN) -> None:
     # COCO-format datasets to register by name, for DATASETS.TRAIN / TEST without Python:
     # [[name, json_file, image_root], ...] (Detectron2's register_coco_instances).
     _C.DATASETS.REGISTER_COCO_INSTANCES = []
+    # COCO panoptic datasets to register by name (panoptic SOLO, docs/PANOPTIC.md):
+    # [[name, image_root, panoptic_root, panoptic_json], ...]; things and stuff come from the
+    # categories' isthing.
+    _C.DATASETS.REGISTER_COCO_PANOPTIC = []
 
     # Resize with OpenCV's bilinear (as mmdet/mmcv do) instead of PIL's; needed for pixel
     # parity with mmdet-trained checkpoints. Applies to ResizeShortestEdge in the SOLO mapper.

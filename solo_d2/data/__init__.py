@@ -1,6 +1,7 @@
 """Data: the SOLO dataset mapper, image reading, class-count checks and the built-in datasets.
-Importing this package registers ``solo_shapes_train`` and ``solo_shapes_val`` (generated
-lazily, on first ``DatasetCatalog.get``)."""
+Importing this package registers ``solo_shapes_train`` and ``solo_shapes_val``, and their
+panoptic twins ``solo_shapes_panoptic_{train,val}`` (generated lazily, on first
+``DatasetCatalog.get``)."""
 from .builtin import (
     BUILTIN_SHAPES,
     datasets_root,
@@ -8,10 +9,13 @@ from .builtin import (
     get_solo_shapes_meta,
     register_solo_shapes,
 )
+from .builtin_panoptic import ensure_solo_shapes_panoptic, register_solo_shapes_panoptic
 from .cfg_datasets import register_cfg_datasets
 from .class_checks import check_dataset_classes
 from .image_io import ImageReadError, read_image
 from .mapper import SOLODatasetMapper
+from .panoptic import PanopticLabels
+from .panoptic_mapper import PanopticDatasetMapper
 from .shapes import CLASSES as SHAPES_CLASSES
 from .shapes import ShapesConfig
 
@@ -19,6 +23,8 @@ __all__ = [
     "BUILTIN_SHAPES",
     "ImageReadError",
     "SOLODatasetMapper",
+    "PanopticDatasetMapper",
+    "PanopticLabels",
     "check_dataset_classes",
     "read_image",
     "register_cfg_datasets",
@@ -28,6 +34,9 @@ __all__ = [
     "ensure_solo_shapes",
     "get_solo_shapes_meta",
     "register_solo_shapes",
+    "ensure_solo_shapes_panoptic",
+    "register_solo_shapes_panoptic",
 ]
 
 register_solo_shapes(**BUILTIN_SHAPES)
+register_solo_shapes_panoptic()

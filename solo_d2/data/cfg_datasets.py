@@ -11,16 +11,27 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import register_coco_instances
 
-__all__ = ["register_cfg_datasets", "register_coco_datasets"]
+__all__ = ["DatasetRegistrationError", "register_cfg_datasets", "register_coco_datasets"]
 
 _KEY = "DATASETS.REGISTER_COCO_INSTANCES"
+
+
+class DatasetRegistrationError(ValueError):
+    """A dataset the config declares cannot be registered (malformed entry, name taken,
+    missing file); the message names the entry. train_net.py prints it as one line."""
+
 # name -> (json_file, image_root) of the datasets registered here
 _REGISTERED: Dict[str, Tuple[str, str]] = {}
 
 
 def register_cfg_datasets(cfg: CfgNode) -> None:
-    """Register every ``DATASETS.REGISTER_COCO_INSTANCES`` entry: :func:`register_coco_datasets`."""
+    """Register every ``DATASETS.REGISTER_COCO_INSTANCES`` entry (:func:`register_coco_datasets`)
+    and every ``DATASETS.REGISTER_COCO_PANOPTIC`` entry
+    (:func:`~solo_d2.data.panoptic_datasets.register_panoptic_datasets`)."""
+    from .panoptic_datasets import register_panoptic_datasets
+
     register_coco_datasets(cfg.DATASETS.REGISTER_COCO_INSTANCES, _KEY)
+    register_panoptic_datasets(cfg.DATASETS.get("REGISTER_COCO_PANOPTIC", []))
 
 
 def register_coco_datasets(entries: Sequence[Sequence[str]], key: str = _KEY) -> None:
@@ -32,18 +43,21 @@ def register_coco_datasets(entries: Sequence[Sequence[str]], key: str = _KEY) ->
     for entry in entries:
         if not (isinstance(entry, (list, tuple)) and len(entry) == 3
                 and all(isinstance(x, str) and x for x in entry)):
-            raise ValueError(f"{key} entry {entry!r}: expected [name, json_file, image_root]")
+            raise DatasetRegistrationError(
+                f"{key} entry {entry!r}: expected [name, json_file, image_root]")
         name, json_file, image_root = entry
         source = (os.path.abspath(os.path.expanduser(json_file)),
                   os.path.abspath(os.path.expanduser(image_root)))
         if _REGISTERED.get(name) == source:
             continue
         if name in DatasetCatalog.list():
-            raise ValueError(f"{key}: a dataset named {name!r} is already registered; "
-                             "choose another name")
+            raise DatasetRegistrationError(
+                f"{key}: a dataset named {name!r} is already registered; choose another name")
         if not os.path.isfile(source[0]):
-            raise ValueError(f"{key} entry {name!r}: json file {json_file!r} does not exist")
+            raise DatasetRegistrationError(
+                f"{key} entry {name!r}: json file {json_file!r} does not exist")
         if not os.path.isdir(source[1]):
-            raise ValueError(f"{key} entry {name!r}: image folder {image_root!r} does not exist")
+            raise DatasetRegistrationError(
+                f"{key} entry {name!r}: image folder {image_root!r} does not exist")
         register_coco_instances(name, {}, *source)
         _REGISTERED[name] = source

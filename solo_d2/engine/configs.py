@@ -21,6 +21,7 @@ from torch import nn
 
 from ..config import add_solo_config
 from ..data.cfg_datasets import register_cfg_datasets, register_coco_datasets
+from ..data.panoptic_datasets import register_panoptic_datasets
 from ..data.transforms import build_solo_augmentation
 
 __all__ = [
@@ -50,6 +51,8 @@ AnyConfig = Union[CfgNode, DictConfig]
 
 #: a LazyConfig's list of [name, json_file, image_root] registered before loading data
 LAZY_REGISTER_KEY = "dataloader.register_coco_instances"
+#: a LazyConfig's list of [name, image_root, panoptic_root, panoptic_json] (COCO panoptic)
+LAZY_PANOPTIC_KEY = "dataloader.register_coco_panoptic"
 #: the top-level keys every solo_d2 LazyConfig has
 _LAZY_KEYS = ("model", "dataloader", "train")
 
@@ -128,16 +131,19 @@ def load_config(config_file: str, opts: Sequence[str] = ()) -> AnyConfig:
 
 def register_datasets(cfg: AnyConfig) -> None:
     """Register the COCO json files the config declares (yaml
-    DATASETS.REGISTER_COCO_INSTANCES, LazyConfig ``dataloader.register_coco_instances``)."""
+    DATASETS.REGISTER_COCO_INSTANCES and REGISTER_COCO_PANOPTIC, LazyConfig
+    ``dataloader.register_coco_instances`` and ``dataloader.register_coco_panoptic``)."""
     if not is_lazy(cfg):
         register_cfg_datasets(cfg)
         return
-    entries = OmegaConf.select(cfg, LAZY_REGISTER_KEY, default=None)
-    if entries is None:
-        return
-    if isinstance(entries, (DictConfig, ListConfig)):
-        entries = OmegaConf.to_container(entries, resolve=True)
-    register_coco_datasets(entries, LAZY_REGISTER_KEY)
+    for key, register in ((LAZY_REGISTER_KEY, register_coco_datasets),
+                          (LAZY_PANOPTIC_KEY, register_panoptic_datasets)):
+        entries = OmegaConf.select(cfg, key, default=None)
+        if entries is None:
+            continue
+        if isinstance(entries, (DictConfig, ListConfig)):
+            entries = OmegaConf.to_container(entries, resolve=True)
+        register(entries, key)
 
 
 def config_device(cfg: AnyConfig) -> str:

@@ -44,7 +44,7 @@ from torch import nn
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
 from ..data.bad_files import BadFilesHook, SkippedSamples
-from ..data.class_checks import check_dataset_classes
+from ..data.class_checks import check_dataset_classes, check_stuff_classes
 from ..launch import AgreedStopHook, create_ddp_model
 from ..modeling.precision import resolve_train_amp
 from ..solver import clip_full_model_gradients
@@ -99,6 +99,9 @@ def _check_classes(names, model: nn.Module, load: bool) -> None:
     n = model_num_classes(model)
     if n is not None:
         check_dataset_classes(names, n, load=load, key="model.num_classes")
+    stuff = getattr(getattr(model, "module", model), "num_sem_seg_classes", None)
+    if stuff is not None:  # PanopticSOLO
+        check_stuff_classes(names, stuff, load=load, key="model.sem_seg_head.num_classes")
 
 
 def _preempt_signals(cfg: DictConfig):

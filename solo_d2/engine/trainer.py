@@ -2,12 +2,13 @@
 
 * the SOLO mapper (``INPUT.RESIZE_BACKEND``, 16-bit images, errors naming the image),
 * ``SOLVER.OPTIMIZER`` (SGD / AdamW) and ``CLIP_TYPE "full_model"``,
-* COCO evaluation of masks and their boxes (:class:`SOLOCOCOEvaluator`),
+* COCO evaluation of masks and their boxes (:class:`SOLOCOCOEvaluator`); for PanopticSOLO
+  stuff mIoU, mask AP and PQ, and its mapper (``sem_seg`` targets from panoptic PNGs),
 * ``SOLVER.AMP`` on the CPU as on GPUs (bf16 autocast; ``SOLVER.AMP.PRECISION``),
 * multi-process training on the CPU as on GPUs (DistributedDataParallel without device ids
   for a CPU model),
-* class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` before the first
-  iteration,
+* class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` (and
+  ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` for PanopticSOLO) before the first iteration,
 * atomic checkpoints, a clear stop on a failed save, and a resume from the run's own
   checkpoints only (:class:`~solo_d2.checkpoint.SOLOCheckpointer`), where the training sampler
   continues after the images already seen (:class:`~solo_d2.data.resumable_sampler.ResumableSampler`),
@@ -34,9 +35,11 @@ from detectron2.utils.logger import setup_logger
 from ..checkpoint.checkpointer import SOLOCheckpointer
 from ..data.bad_files import BadFilesHook, DropSkippedSamples, SkippedSamples
 from ..data.cfg_datasets import register_cfg_datasets
-from ..data.class_checks import check_dataset_classes
+from ..data.class_checks import check_dataset_classes, check_stuff_classes
 from ..data.mapper import SOLODatasetMapper
+from ..data.panoptic_mapper import PanopticDatasetMapper
 from ..evaluation import SOLOCOCOEvaluator
+from ..evaluation.panoptic import build_panoptic_evaluator
 from ..launch import AgreedStopHook, create_ddp_model
 from ..solver import build_solo_optimizer
 from .amp import build_step_trainer
@@ -58,6 +61,12 @@ def metric_writers(output_dir: str, max_iter: int, window: int) -> list:
     ]
 
 
+def _is_panoptic(cfg: CfgNode) -> bool:
+    """Whether the config's model is panoptic: PanopticSOLO (docs/PANOPTIC.md), or
+    Detectron2's PanopticFPN (the baseline), which gives the same inputs and outputs."""
+    return cfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
+
+
 class SOLOTrainer(DefaultTrainer):
     """DefaultTrainer for SOLO-family models (see the module docstring). Used as
     Detectron2's: ``trainer = SOLOTrainer(cfg); trainer.resume_or_load(resume); trainer.train()``.
@@ -75,6 +84,8 @@ class SOLOTrainer(DefaultTrainer):
         data_loader = self.build_train_loader(cfg)
         # Test sets are loaded only to evaluate, after training: check their classes now.
         check_dataset_classes(cfg.DATASETS.TEST, cfg.MODEL.SOLO.NUM_CLASSES, load=True)
+        if _is_panoptic(cfg):
+            check_stuff_classes(cfg.DATASETS.TEST, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, load=True)
         model = create_ddp_model(model, broadcast_buffers=False)
         self._trainer = build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
@@ -114,8 +125,12 @@ class SOLOTrainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder=None):
+        """COCO mask and box AP; for a PanopticSOLO model, what Detectron2's train_net
+        builds for Panoptic FPN (stuff mIoU, mask AP, PQ: :mod:`.panoptic_evaluation`)."""
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
+        if _is_panoptic(cfg):
+            return build_panoptic_evaluator(dataset_name, output_folder)
         return SOLOCOCOEvaluator(dataset_name, output_dir=output_folder)
 
     @classmethod
@@ -129,10 +144,13 @@ class SOLOTrainer(DefaultTrainer):
         off the samples (:func:`~solo_d2.engine.robust_loaders.train_loader`)."""
         register_cfg_datasets(cfg)
         # Detectron2's own choice of dataset and sampler from cfg, to wrap them
-        args = _train_loader_from_config(cfg, mapper=SOLODatasetMapper(cfg, True))
+        mapper = (PanopticDatasetMapper if _is_panoptic(cfg) else SOLODatasetMapper)(cfg, True)
+        args = _train_loader_from_config(cfg, mapper=mapper)
         loader = train_loader(args, max_bad_files(cfg), cfg.CLUSTER.PREEMPT_SIGNALS)
         # Loading the datasets (above) gave every registered COCO json its class names.
         check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
+        if _is_panoptic(cfg):
+            check_stuff_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
         return loader
 
     @classmethod

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from .graph import OUTPUT_NAMES, SOLOExportModule
+from .panoptic import export_module
 
 __all__ = ["export_onnx", "export_from_config", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -46,13 +46,15 @@ def export_onnx(
         thing_classes, input_format: written into the model's metadata (``thing_classes`` as
             JSON, ``input_format``) for runners.
     Inputs of the graph: ``image`` (C, H, W), any H and W. Outputs: ``masks`` (K, H, W) bool,
-    ``scores`` (K,), ``classes`` (K,) int64, ``boxes`` (K, 4) XYXY.
+    ``scores`` (K,), ``classes`` (K,) int64, ``boxes`` (K, 4) XYXY; for a PanopticSOLO also
+    ``sem_seg`` (S+1, H, W) logits, and the merge settings in the metadata
+    (:mod:`solo_d2.export.panoptic`: the runner merges).
     """
     import onnx
 
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old: the SOLO graph needs opset >= {MIN_OPSET}")
-    module = SOLOExportModule(model)  # checks the model first
+    module, output_names, extra_meta = export_module(model)  # checks the model first
     device = model.pixel_mean.device
     if sample_image is None:
         sample_image = torch.zeros((3, 320, 320), dtype=torch.uint8)
@@ -69,7 +71,9 @@ def export_onnx(
         "scores": per_instance,
         "classes": per_instance,
         "boxes": per_instance,
+        "sem_seg": {1: "height", 2: "width"},  # PanopticSOLO's stuff logits
     }
+    dynamic_axes = {k: v for k, v in dynamic_axes.items() if k in ("image", *output_names)}
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about every Python int it records; the graph's sizes are dynamic
         # by construction and checked against PyTorch by the tests.
@@ -86,12 +90,12 @@ def export_onnx(
             dynamo=False,
             opset_version=opset,
             input_names=["image"],
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(output_names),
             dynamic_axes=dynamic_axes,
         )
     graph = onnx.load(path)
     onnx.checker.check_model(graph)
-    meta = {"input_format": input_format, "producer": "solo_d2"}
+    meta = {"input_format": input_format, "producer": "solo_d2", **extra_meta}
     if thing_classes is not None:
         meta["thing_classes"] = json.dumps(list(thing_classes))
     for key, value in meta.items():

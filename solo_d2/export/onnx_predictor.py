@@ -19,6 +19,7 @@ from ..data.transforms import augment_image
 from ..engine.configs import AnyConfig, input_format, test_augmentation
 from ..modeling.postprocess import mask_boxes, resize_maps
 from .backends import open_backend
+from .panoptic import merge_outputs
 
 __all__ = ["ONNXPredictor", "outputs_to_instances"]
 
@@ -44,7 +45,8 @@ class ONNXPredictor:
     with the model exported by :func:`~solo_d2.export.export_onnx` (any precision) run in
     ``backend`` ("onnxruntime" or "openvino"; default: the fastest installed one for the
     file's precision, :func:`~solo_d2.export.backends.default_backend`) on ``threads``
-    threads (default: every core).
+    threads (default: every core). A PanopticSOLO graph also gives ``"sem_seg"`` and
+    ``"panoptic_seg"``, as the model does.
 
     Attributes:
         thing_classes: class names stored in the graph's metadata, else None.
@@ -63,6 +65,7 @@ class ONNXPredictor:
         self.backend = open_backend(onnx_path, backend, threads, providers=providers)
         self.session = getattr(self.backend, "session", None)
         classes = self.backend.metadata.get("thing_classes")
+        self.metadata: Dict[str, str] = dict(self.backend.metadata)
         self.thing_classes: Optional[List[str]] = json.loads(classes) if classes else None
         self.input_dtype = self.backend.input_dtype
         self.aug = test_augmentation(cfg)  # the test resize
@@ -79,4 +82,10 @@ class ONNXPredictor:
         height, width = original_image.shape[:2]
         image = augment_image(self.aug, original_image)
         out = self.run(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        return {"instances": outputs_to_instances(out, height, width)}
+        result = outputs_to_instances(out, height, width)
+        if "sem_seg" not in out:
+            return {"instances": result}
+        # PanopticSOLO's graph: its stuff logits, merged here as the model merges
+        panoptic = merge_outputs(result, torch.from_numpy(out["sem_seg"]), height, width,
+                                 self.metadata)
+        return {"instances": result, **(panoptic or {})}

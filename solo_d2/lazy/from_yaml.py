@@ -12,6 +12,8 @@ from typing import Any, Dict
 
 import torch
 from detectron2.config import CfgNode, LazyCall as L
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from detectron2.data import (
     build_detection_test_loader,
     build_detection_train_loader,
@@ -25,10 +27,14 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.mapper import SOLODatasetMapper
+from ..data.panoptic import PanopticLabels
+from ..data.panoptic_mapper import PanopticDatasetMapper
 from ..evaluation import SOLOCOCOEvaluator
-from ..modeling import SOLO, SOLO_HEAD_REGISTRY
+from ..evaluation.panoptic import build_panoptic_evaluator
+from ..modeling import SOLO, SOLO_HEAD_REGISTRY, PanopticSOLO
 from ..modeling.backbone import resnet_stages
 from ..modeling.meta_arch import solo_settings
+from ..modeling.panoptic import MASK_FEATURES, panoptic_settings
 from ..modeling.precision import AMP_DTYPES
 
 __all__ = ["lazy_call_of", "yaml_to_lazy"]
@@ -74,9 +80,32 @@ def _backbone(cfg: CfgNode) -> DictConfig:
     )
 
 
+def _panoptic(cfg: CfgNode) -> bool:
+    return cfg.MODEL.META_ARCHITECTURE == "PanopticSOLO"
+
+
+def _sem_seg_head(cfg: CfgNode) -> DictConfig:
+    """PanopticSOLO's stuff branch: Detectron2's SemSegFPNHead on the FPN levels (p<k>: stride
+    2^k, MODEL.FPN.OUT_CHANNELS) or SOLOv2's mask features, as ``from_config`` reads it."""
+    _require(cfg.MODEL.SEM_SEG_HEAD.NAME == "SemSegFPNHead",
+             f"MODEL.SEM_SEG_HEAD.NAME {cfg.MODEL.SEM_SEG_HEAD.NAME!r} (SemSegFPNHead only)")
+    shapes = {}
+    for f in cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES:
+        if f == MASK_FEATURES:
+            m = cfg.MODEL.SOLO.MASK_FEAT
+            shapes[f] = L(ShapeSpec)(channels=m.OUT_CHANNELS, stride=m.MASK_STRIDE)
+        else:
+            _require(f[:1] == "p" and f[1:].isdigit(),
+                     f"MODEL.SEM_SEG_HEAD.IN_FEATURES {f!r} (FPN levels p<k> or mask_features)")
+            shapes[f] = L(ShapeSpec)(channels=cfg.MODEL.FPN.OUT_CHANNELS, stride=2 ** int(f[1:]))
+    args = dict(SemSegFPNHead.from_config(cfg, {f: None for f in shapes}))
+    args["input_shape"] = shapes
+    return L(SemSegFPNHead)(**args)
+
+
 def _model(cfg: CfgNode) -> DictConfig:
-    _require(cfg.MODEL.META_ARCHITECTURE == "SOLO",
-             f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} (only SOLO)")
+    _require(cfg.MODEL.META_ARCHITECTURE in ("SOLO", "PanopticSOLO"),
+             f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} (only SOLO, PanopticSOLO)")
     settings = solo_settings(cfg)
     settings["inference_settings"] = lazy_call_of(settings["inference_settings"])
     names = {v: k for k, v in AMP_DTYPES.items()}
@@ -85,16 +114,25 @@ def _model(cfg: CfgNode) -> DictConfig:
     head_args = head_cls.from_config(cfg, None)
     del head_args["input_shape"]  # SOLO builds the head for its backbone's levels
     head_args["num_classes"] = "${..num_classes}"
+    if _panoptic(cfg):
+        return L(PanopticSOLO)(backbone=_backbone(cfg), head=L(head_cls)(**head_args),
+                               sem_seg_head=_sem_seg_head(cfg), **settings,
+                               **panoptic_settings(cfg))
     return L(SOLO)(backbone=_backbone(cfg), head=L(head_cls)(**head_args), **settings)
 
 
 def _mapper(cfg: CfgNode, is_train: bool) -> DictConfig:
+    panoptic = _panoptic(cfg) and is_train
     args = SOLODatasetMapper.from_config(cfg, is_train)
     args["augmentations"] = [lazy_call_of(a) for a in args["augmentations"]]
     _require(not args.get("use_keypoint") and args.get("precomputed_proposal_topk") is None,
              "keypoints or precomputed proposals in the mapper")
     for key in ("use_keypoint", "keypoint_hflip_indices", "precomputed_proposal_topk"):
         args.pop(key, None)
+    if panoptic:  # things and stuff of the training data, read when the mapper is made
+        args["labels"] = L(PanopticLabels.from_datasets)(names="${...dataset.names}")
+        args["ignore_value"] = cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE
+        return L(PanopticDatasetMapper)(**args)
     return L(SOLODatasetMapper)(**args)
 
 
@@ -118,7 +156,11 @@ def _dataloader(cfg: CfgNode) -> DictConfig:
         mapper=_mapper(cfg, False),
         num_workers=cfg.DATALOADER.NUM_WORKERS,
     )
-    d.evaluator = L(SOLOCOCOEvaluator)(dataset_name="${..test.dataset.names}")
+    if _panoptic(cfg):
+        d.register_coco_panoptic = [list(e) for e in cfg.DATASETS.REGISTER_COCO_PANOPTIC]
+        d.evaluator = L(build_panoptic_evaluator)(dataset_name="${..test.dataset.names}")
+    else:
+        d.evaluator = L(SOLOCOCOEvaluator)(dataset_name="${..test.dataset.names}")
     return d
 
 

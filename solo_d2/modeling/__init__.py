@@ -9,10 +9,12 @@ from .heads import (
     build_solo_head,
 )
 from .meta_arch import SOLO
+from .panoptic import PanopticSOLO
 from .postprocess import InferenceSettings
 
 __all__ = [
     "SOLO",
+    "PanopticSOLO",
     "SOLO_HEAD_REGISTRY",
     "SOLOHeadBase",
     "build_solo_head",

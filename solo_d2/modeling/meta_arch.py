@@ -150,36 +150,50 @@ class SOLO(nn.Module):
             )
         return ImageList(F.pad(batch.tensor, (0, fw - w, 0, fh - h)), batch.image_sizes)
 
-    def forward_head(self, batched_inputs: List[Dict]) -> Tuple[ImageList, List[Tensor], list]:
-        """Preprocess, backbone, head: ``(images, cls_logits, mask_inputs)`` (see the head's
-        contract in ``heads/base.py``). Training and inference both start here."""
+    def forward_backbone(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Dict[str, Tensor]]:
+        """Preprocess and backbone: ``(images, features)``."""
         images = self.preprocess_image(batched_inputs)
         x = images.tensor
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        features = self.backbone(x)
+        return images, self.backbone(x)
+
+    def forward_head(self, batched_inputs: List[Dict]) -> Tuple[ImageList, List[Tensor], list]:
+        """Preprocess, backbone, head: ``(images, cls_logits, mask_inputs)`` (see the head's
+        contract in ``heads/base.py``). Training and inference both start here."""
+        images, features = self.forward_backbone(batched_inputs)
         cls_logits, mask_inputs = self.head([features[f] for f in self.head_in_features])
         return images, cls_logits, mask_inputs
+
+    def gt_instances(self, batched_inputs: List[Dict]) -> List[Instances]:
+        """Every training input's ``instances`` on the model's device; a missing one is a
+        ValueError naming the file."""
+        for x in batched_inputs:
+            if "instances" not in x:
+                raise ValueError(
+                    f"SOLO training needs 'instances' in every input; "
+                    f"{x.get('file_name', 'an input')} has none. Detectron2's mapper makes "
+                    "them from the dataset dict's 'annotations': give an image without "
+                    "objects 'annotations': [] to train it as a negative image"
+                )
+        return [x["instances"].to(self.device) for x in batched_inputs]
+
+    @staticmethod
+    def output_sizes(batched_inputs: List[Dict], images: ImageList) -> List[Tuple[int, int]]:
+        """Each input's requested output size ("height", "width"), else its size in the batch."""
+        return [
+            (x.get("height", hw[0]), x.get("width", hw[1]))
+            for x, hw in zip(batched_inputs, images.image_sizes)
+        ]
 
     def forward(self, batched_inputs: List[Dict]):
         amp = None if self.training else self.inference_amp
         with autocast_for(self.device.type, amp):
             images, cls_logits, mask_inputs = self.forward_head(batched_inputs)
         if self.training:
-            for x in batched_inputs:
-                if "instances" not in x:
-                    raise ValueError(
-                        f"SOLO training needs 'instances' in every input; "
-                        f"{x.get('file_name', 'an input')} has none. Detectron2's mapper makes "
-                        "them from the dataset dict's 'annotations': give an image without "
-                        "objects 'annotations': [] to train it as a negative image"
-                    )
-            gt = [x["instances"].to(self.device) for x in batched_inputs]
+            gt = self.gt_instances(batched_inputs)
             return self.losses(cls_logits, mask_inputs, gt, images.tensor.shape[-2:])
-        output_sizes = [
-            (x.get("height", hw[0]), x.get("width", hw[1]))
-            for x, hw in zip(batched_inputs, images.image_sizes)
-        ]
+        output_sizes = self.output_sizes(batched_inputs, images)
         results = self.inference(cls_logits, mask_inputs, images.image_sizes, output_sizes)
         return [{"instances": r} for r in results]
 

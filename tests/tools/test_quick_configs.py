@@ -34,10 +34,15 @@ def test_every_model_family_has_a_quick_start_config():
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_quick_config_trains_one_finite_step(path):
     cfg = _load(path)
-    assert cfg.DATASETS.TRAIN == ("solo_shapes_train",) and cfg.DATASETS.TEST == ("solo_shapes_val",)
+    panoptic = cfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
+    prefix = "solo_shapes_panoptic" if panoptic else "solo_shapes"
+    assert cfg.DATASETS.TRAIN == (f"{prefix}_train",) and cfg.DATASETS.TEST == (f"{prefix}_val",)
     # class count of the model == the dataset's (metadata is set without generating images)
-    num_classes = len(MetadataCatalog.get("solo_shapes_train").thing_classes)
-    if cfg.MODEL.META_ARCHITECTURE == "SOLO":
+    meta = MetadataCatalog.get(f"{prefix}_train")
+    num_classes = len(meta.thing_classes)
+    if panoptic:
+        assert cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES == len(meta.stuff_classes)  # with "things"
+    if cfg.MODEL.META_ARCHITECTURE in ("SOLO", "PanopticSOLO"):
         assert cfg.MODEL.SOLO.NUM_CLASSES == num_classes
     else:
         assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == num_classes
@@ -53,7 +58,8 @@ def test_quick_config_trains_one_finite_step(path):
     inst.gt_masks = BitMasks(masks)
     inst.gt_boxes = Boxes(torch.tensor([[30.0, 40, 90, 120], [200, 150, 216, 166]]))
     inst.gt_classes = torch.tensor([0, num_classes - 1])
-    batch = [{"image": torch.rand(3, 256, 256) * 255, "instances": inst}] * 2
+    sem_seg = torch.randint(0, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, (256, 256))
+    batch = [{"image": torch.rand(3, 256, 256) * 255, "instances": inst, "sem_seg": sem_seg}] * 2
     with EventStorage(0):  # Mask R-CNN logs training statistics
         losses = model(batch)
     total = sum(losses.values())

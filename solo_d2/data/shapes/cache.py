@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import cv2
 
@@ -141,8 +141,10 @@ def _file_lock(path: str) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def ensure_split(split_dir: str, cfg: ShapesConfig, progress: bool = True, desc: str = "") -> str:
-    """Make sure ``split_dir`` holds a valid split for ``cfg``; (re)generate it if not.
+def ensure_split(split_dir: str, cfg: ShapesConfig, progress: bool = True, desc: str = "",
+                 generate: Callable[..., Any] = generate_split) -> str:
+    """Make sure ``split_dir`` holds a valid split for ``cfg``; (re)generate it if not, with
+    ``generate(out_dir, cfg, progress=, desc=)`` (the panoptic split's writer gives its own).
 
     Generation goes to a temporary sibling directory that is renamed into place once
     complete (the manifest is its last file), under a file lock so that concurrent processes
@@ -162,7 +164,7 @@ def ensure_split(split_dir: str, cfg: ShapesConfig, progress: bool = True, desc:
         tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
         try:
             os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the cache may be shared
-            generate_split(tmp, cfg, progress=progress, desc=desc or base)
+            generate(tmp, cfg, progress=progress, desc=desc or base)
             old: Optional[str] = None
             if os.path.lexists(split_dir):
                 old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
