@@ -26,7 +26,6 @@ from detectron2.structures import ImageList, Instances
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data.class_checks import check_stuff_classes
 from .heads.solov2 import SOLOV2Head
 from .meta_arch import SOLO
 from .precision import autocast_for, fp32_ops, to_fp32
@@ -108,8 +107,6 @@ class PanopticSOLO(SOLO):
         if missing:
             raise ValueError(f"MODEL.SEM_SEG_HEAD.IN_FEATURES {wanted}: {missing} not among "
                              f"the features available to it, {sorted(shapes)}")
-        check_stuff_classes([*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST],
-                            cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
         ret["sem_seg_head"] = build_sem_seg_head(cfg, shapes)
         ret.update(panoptic_settings(cfg))
         return ret
