@@ -4,7 +4,7 @@ Importing this package registers the ``SOLO`` meta-architecture, the SOLO heads 
 built-in datasets with Detectron2's registries.
 """
 from .config import add_solo_config
-from .modeling import SOLO, SOLO_HEAD_REGISTRY
+from .modeling import SOLO, SOLO_HEAD_REGISTRY, PanopticSOLO
 from . import data  # noqa: F401  registers the built-in datasets
 from . import model_zoo
 from .engine import LazySOLOTrainer, SOLOPredictor, SOLOTrainer, get_solo_cfg, launch, load_config
@@ -13,6 +13,7 @@ __all__ = [
     "add_solo_config",
     "SOLO",
     "SOLO_HEAD_REGISTRY",
+    "PanopticSOLO",
     "LazySOLOTrainer",
     "SOLOPredictor",
     "SOLOTrainer",

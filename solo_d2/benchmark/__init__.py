@@ -1,5 +1,7 @@
-"""Speed and memory measurement of solo_d2 models, optionally against mmdet 3.3.0's SOLO;
-``tools/benchmark.py`` is the command line over it. One job per module:
+"""Speed, memory and accuracy measurement of solo_d2 models (against mmdet 3.3.0's SOLO, and
+of exported models in each runtime), behind tools/benchmark*.py and tools/evaluate_export.py.
+
+One job per module:
 
 * :mod:`.timing`: phase clock with device synchronisation, autocast, alternating runs
   (median phase times), what autograd keeps for backward.

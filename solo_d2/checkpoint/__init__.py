@@ -1,6 +1,5 @@
-"""Checkpoints: the training checkpointer, code-free reading of files from elsewhere, the
-converters of mmdet SOLO-family checkpoints and torchvision ImageNet ResNets, and weights by
-URL or by name (downloaded once, verified, converted on load)."""
+"""Checkpoints: the training checkpointer, weights by URL or by name (downloaded once, verified),
+and code-free reading and conversion of files from elsewhere (mmdet SOLO, torchvision ResNets)."""
 from .catalog import COCO_MODELS, PublishedModel, WeightsNameError, resolve_weights_name
 from .checkpointer import SOLOCheckpointer
 from .download import WeightsDownloadError, cached_path

@@ -1,7 +1,10 @@
-"""Data: the SOLO dataset mapper, image reading, class-count checks and the built-in datasets.
+"""Data: the SOLO and panoptic dataset mappers, image reading, bad-file handling, class-count
+checks, datasets declared in the config, and the built-in shapes datasets.
+
 Importing this package registers ``solo_shapes_train`` and ``solo_shapes_val``, and their
 panoptic twins ``solo_shapes_panoptic_{train,val}`` (generated lazily, on first
-``DatasetCatalog.get``)."""
+``DatasetCatalog.get``).
+"""
 from .builtin import (
     BUILTIN_SHAPES,
     datasets_root,

@@ -26,7 +26,7 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 
 from ..launch.exit_status import EXIT_BAD_FILES, RunStopped
-from ..launch.comm import all_gather_objects, sum_over_processes
+from ..utils.comm import all_gather_objects, sum_over_processes
 from .image_io import ImageReadError
 
 __all__ = [

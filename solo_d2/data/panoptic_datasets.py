@@ -1,39 +1,32 @@
 """COCO panoptic datasets: loading a panoptic json (things and stuff from the categories'
-``isthing``), registering one's own from the config, and the instance annotations of a
+``isthing``), registering one (:func:`register_panoptic`), and the instance annotations of a
 panoptic-only dataset derived from its PNGs (for mask AP).
 
-``DATASETS.REGISTER_COCO_PANOPTIC [[name, image_root, panoptic_root, panoptic_json], ...]``
-(LazyConfig: ``dataloader.register_coco_panoptic``) names one's own COCO panoptic data from
-the command line. Such a dataset's metadata follows Detectron2's separated format (things
+One's own COCO panoptic data, named from the command line (``DATASETS.REGISTER_COCO_PANOPTIC``,
+:mod:`solo_d2.data.cfg_datasets`), is registered here. Such a dataset's metadata follows Detectron2's separated format (things
 0..T-1, stuff 1..S, see :mod:`solo_d2.data.panoptic`) and is set when it is first loaded.
 """
 import json
 import logging
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
-from .cfg_datasets import DatasetRegistrationError
 from .image_io import read_image
 from .panoptic import PanopticLabels, rgb_to_id
 
 __all__ = [
-    "PANOPTIC_KEY",
     "load_coco_panoptic",
     "panoptic_metadata",
     "register_panoptic",
-    "register_panoptic_datasets",
     "write_instances_json",
 ]
 
 logger = logging.getLogger(__name__)
 
-PANOPTIC_KEY = "DATASETS.REGISTER_COCO_PANOPTIC"
-# name -> (image_root, panoptic_root, panoptic_json) of the datasets registered here
-_REGISTERED: Dict[str, Tuple[str, str, str]] = {}
 
 
 def panoptic_metadata(categories: Sequence[Dict[str, Any]], source: str) -> Dict[str, Any]:
@@ -133,37 +126,6 @@ def register_panoptic(name: str, image_root: str, panoptic_root: str, panoptic_j
     MetadataCatalog.get(name).set(
         image_root=image_root, panoptic_root=panoptic_root, panoptic_json=panoptic_json,
         evaluator_type="coco_panoptic_seg", ignore_label=255, label_divisor=1000, **metadata)
-
-
-def register_panoptic_datasets(entries: Sequence[Sequence[str]], key: str = PANOPTIC_KEY) -> None:
-    """Register every ``[name, image_root, panoptic_root, panoptic_json]`` of ``entries``
-    (relative paths against the current directory); ``key`` is the setting they come from.
-    Calling it again with the same entries does nothing; a malformed entry, a name already
-    registered otherwise, or a missing file or folder is a DatasetRegistrationError (a
-    ValueError) naming the entry."""
-    for entry in entries:
-        if not (isinstance(entry, (list, tuple)) and len(entry) == 4
-                and all(isinstance(x, str) and x for x in entry)):
-            raise DatasetRegistrationError(
-                f"{key} entry {entry!r}: expected [name, image_root, panoptic_root, "
-                "panoptic_json]")
-        name = entry[0]
-        image_root, panoptic_root, panoptic_json = (
-            os.path.abspath(os.path.expanduser(p)) for p in entry[1:])
-        source = (image_root, panoptic_root, panoptic_json)
-        if _REGISTERED.get(name) == source:
-            continue
-        if name in DatasetCatalog.list():
-            raise DatasetRegistrationError(
-                f"{key}: a dataset named {name!r} is already registered; choose another name")
-        for what, path, exists in (("image_root", image_root, os.path.isdir),
-                                   ("panoptic_root", panoptic_root, os.path.isdir),
-                                   ("panoptic_json", panoptic_json, os.path.isfile)):
-            if not exists(path):
-                raise DatasetRegistrationError(
-                    f"{key} entry {name!r}: {what} {path!r} does not exist")
-        register_panoptic(name, *source)
-        _REGISTERED[name] = source
 
 
 def write_instances_json(dataset_name: str, path: str) -> str:

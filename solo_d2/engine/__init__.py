@@ -1,5 +1,5 @@
-"""Training, evaluation and prediction: SOLOTrainer (yaml configs), LazySOLOTrainer
-(LazyConfigs), SOLOPredictor, and one way to load and read either kind of config (``configs``)."""
+"""Training, evaluation and prediction: SOLOTrainer (yaml) and LazySOLOTrainer (LazyConfig),
+SOLOPredictor, panoptic drawing, and one way to load and read either kind of config."""
 from ..evaluation import SOLOCOCOEvaluator
 from ..launch import create_ddp_model, launch
 from .configs import get_solo_cfg, launch_options, load_config

@@ -20,8 +20,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from ..config import add_solo_config
-from ..data.cfg_datasets import register_cfg_datasets, register_coco_datasets
-from ..data.panoptic_datasets import register_panoptic_datasets
+from ..data.cfg_datasets import (
+    register_cfg_datasets,
+    register_coco_datasets,
+    register_panoptic_datasets,
+)
 from ..data.transforms import build_solo_augmentation
 
 __all__ = [

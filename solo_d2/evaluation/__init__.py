@@ -1,5 +1,6 @@
-"""Evaluation of SOLO predictions with Detectron2's evaluators: COCO mask and box AP that
-tolerates degenerate polygons and images the test loader had to skip."""
+"""Evaluation with Detectron2's evaluators: COCO mask and box AP that tolerates degenerate
+polygons and skipped images, and panoptic PQ (panopticapi or torchmetrics) with stuff mIoU."""
 from .coco import SOLOCOCOEvaluator
+from .panoptic import build_panoptic_evaluator
 
-__all__ = ["SOLOCOCOEvaluator"]
+__all__ = ["SOLOCOCOEvaluator", "build_panoptic_evaluator"]

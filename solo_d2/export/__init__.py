@@ -1,5 +1,5 @@
-"""ONNX export of SOLO-family models with their whole post-processing, and an ONNX Runtime
-predictor (see docs/DEPLOYMENT.md)."""
+"""ONNX export of SOLO-family models with their whole post-processing, at fp32, bf16 or int8,
+and a predictor that runs it in ONNX Runtime or OpenVINO (docs/DEPLOYMENT.md)."""
 from .compare import ParityReport, check_against_pytorch, compare_outputs, pytorch_outputs
 from .graph import SOLOExportModule, check_exportable
 from .onnx_export import DEFAULT_OPSET, export_from_config, export_onnx

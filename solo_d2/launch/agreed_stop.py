@@ -23,7 +23,7 @@ from typing import Sequence
 from detectron2.engine import HookBase
 
 from .exit_status import CheckpointWriteError
-from .comm import max_over_processes
+from ..utils.comm import max_over_processes
 from .exit_status import EXIT_PREEMPTED, TrainingPreempted
 from .preemption_signals import PreemptionSignals, parse_signals
 

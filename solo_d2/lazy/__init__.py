@@ -1,7 +1,10 @@
-"""LazyConfig support beyond loading (``solo_d2.engine.configs``): a yaml config translated into
-the LazyConfig that builds the same model and training (:func:`yaml_to_lazy`), and a LazyConfig
-written as a Python config file (:func:`lazy_config_source`), as
-``tools/convert_mmdet_checkpoint.py --config-out X.py`` writes one."""
+"""LazyConfig support beyond loading: a yaml config translated into the LazyConfig that builds
+the same model and training, and a LazyConfig written as a Python config file.
+
+:func:`yaml_to_lazy` translates; :func:`lazy_config_source` writes (as
+``tools/convert_mmdet_checkpoint.py --config-out X.py`` does). Loading is
+``solo_d2.engine.configs``.
+"""
 from .from_yaml import lazy_call_of, yaml_to_lazy
 from .python_file import lazy_config_source, save_lazy_config
 

@@ -1,4 +1,5 @@
-"""SOLO-family modeling: meta-architecture, heads, targets, losses and post-processing."""
+"""SOLO-family modeling: the SOLO and PanopticSOLO meta-architectures, heads, targets, losses
+and post-processing."""
 from .heads import (
     SOLO_HEAD_REGISTRY,
     DecoupledSOLOHead,

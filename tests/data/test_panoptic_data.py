@@ -17,7 +17,7 @@ from conftest import ROOT, TOY_PANOPTIC_CATEGORIES, write_toy_panoptic
 from solo_d2.data import ImageReadError, PanopticDatasetMapper, PanopticLabels
 from solo_d2.data.bad_files import BadSampleError
 from solo_d2.data.class_checks import check_dataset_classes, check_stuff_classes
-from solo_d2.data.panoptic_datasets import register_panoptic_datasets
+from solo_d2.data.cfg_datasets import register_panoptic_datasets
 from solo_d2.engine import get_solo_cfg
 
 BASE = os.path.join(ROOT, "configs", "quick_schedules", "SOLOv2_Panoptic_R18_shapes.yaml")

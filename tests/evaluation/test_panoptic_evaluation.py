@@ -9,7 +9,7 @@ import torch
 from detectron2.data import DatasetCatalog
 
 from conftest import capture_logs, write_toy_panoptic
-from solo_d2.data.panoptic_datasets import register_panoptic_datasets
+from solo_d2.data.cfg_datasets import register_panoptic_datasets
 from solo_d2.evaluation import panoptic as pe
 
 
