@@ -31,6 +31,17 @@ def ship_configs() -> None:
 
 ship_configs()
 
+# Optional dependencies, by use (pip install -e ".[deploy]"); "test" is what the suite needs
+EXTRAS = {
+    # export, int8 / bf16, ONNX Runtime and OpenVINO (docs/DEPLOYMENT.md)
+    "deploy": ["onnx>=1.14", "onnxruntime>=1.16", "openvino>=2024.0"],
+    # Detectron2's ViT backbone (configs/SOLOv2_ViTDet_B_LSJ.py) takes DropPath and Mlp from timm
+    "vit": ["timm>=0.9"],
+    # PQ of panoptic models where panopticapi is missing (docs/PANOPTIC.md)
+    "panoptic": ["torchmetrics>=1.0"],
+}
+EXTRAS["test"] = ["pytest>=7", *EXTRAS["deploy"], *EXTRAS["vit"], *EXTRAS["panoptic"]]
+
 setup(
     name="solo_d2",
     version="0.1.0",
@@ -48,11 +59,5 @@ setup(
         "numpy",
         "tqdm",
     ],
-    extras_require={
-        "test": ["pytest>=7", "torchmetrics>=1.0"],
-        # export, ONNX Runtime and OpenVINO (docs/DEPLOYMENT.md)
-        "deploy": ["onnx", "onnxruntime", "openvino"],
-        # PQ of panoptic models without panopticapi (docs/PANOPTIC.md)
-        "panoptic": ["torchmetrics>=1.0"],
-    },
+    extras_require=EXTRAS,
 )

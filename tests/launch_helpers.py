@@ -17,6 +17,8 @@ from conftest import ROOT, TINY_OPTS
 
 BASE = os.path.join(ROOT, "configs", "Base-SOLO.yaml")
 TRAIN_NET = os.path.join(ROOT, "train_net.py")
+# a stand-in for SLURM's scontrol (show hostnames), first on the PATH of srun-style tasks
+FAKE_BIN = os.path.join(ROOT, "tests", "fake_bin")
 
 
 def train_opts(json_file: str, images: str, out, *, iters: int, ims_per_batch: int = 4,
@@ -87,6 +89,7 @@ def slurm_env(rank: int, ntasks: int, port: int, job_id: int = 4242) -> Dict[str
         "SLURM_TASKS_PER_NODE": str(ntasks), "SLURM_STEP_TASKS_PER_NODE": str(ntasks),
         "SLURM_NODELIST": "localhost", "SLURM_JOB_NODELIST": "localhost",
         "SLURM_STEP_NODELIST": "localhost", "MASTER_PORT": str(port),
+        "PATH": FAKE_BIN + os.pathsep + os.environ.get("PATH", ""),
     }
 
 

@@ -10,6 +10,8 @@ floor, is generated from ``FLOORS`` and those docstrings; to rewrite it after a 
 """
 import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Set
 
@@ -206,3 +208,23 @@ def test_rooms_map_is_current():
     assert ROOMS_MD.exists() and ROOMS_MD.read_text() == text, (
         "docs/ROOMS.md is not the map of today's rooms: SOLO_D2_WRITE_ROOMS=1 python -m pytest "
         "tests/test_import_graph.py rewrites it")
+
+
+def test_import_solo_d2_leaves_the_mmdet_converter_unloaded():
+    # the converter is loaded where it is used (a foreign file, the conversion tool), and its
+    # names still come from solo_d2.checkpoint on first use
+    code = ("import sys, solo_d2; loaded = sorted(m for m in sys.modules if "
+            "m.startswith('solo_d2.checkpoint.mmdet.') and not m.endswith('.errors')); "
+            "print(loaded); from solo_d2.checkpoint import convert_mmdet_checkpoint; "
+            "print(convert_mmdet_checkpoint.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.split()
+    assert out == ["[]", "solo_d2.checkpoint.mmdet.convert"]
+
+
+def test_no_library_function_is_named_like_a_test():
+    # pytest would collect such a function wherever a test module imports it
+    named = [f"{p.relative_to(ROOT)}:{n.lineno} {n.name}" for p in _modules().values()
+             for n in ast.walk(ast.parse(p.read_text()))
+             if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name.startswith("test_")]
+    assert not named, "library functions named test_*: " + ", ".join(named)

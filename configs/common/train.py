@@ -7,6 +7,8 @@ SOLVER.AMP.PRECISION). ``train.clip_grad``: one norm over all
 gradients, as mmdet's ``clip_grad`` (yaml CLIP_TYPE "full_model"). ``train.cluster``: long
 runs on clusters, the yaml CLUSTER.* keys in lower case (docs/CLUSTERS.md).
 """
+from solo_d2.config import CLUSTER_DEFAULTS
+
 train = dict(
     output_dir="./output",
     # torchvision's ImageNet ResNet-50 (mmdet's torchvision://resnet50)
@@ -20,11 +22,6 @@ train = dict(
     log_period=20,
     device="cuda",
     seed=-1,
-    cluster=dict(
-        # signals on which training checkpoints its iteration and exits with status 75
-        preempt_signals=["SIGTERM", "SIGUSR1"],
-        heartbeat_period=5.0,  # seconds between two heartbeats of every process
-        dead_process_timeout=120.0,  # seconds without one: the others stop (exit status 76)
-        collective_timeout=1800.0,  # seconds a collective may wait (Detectron2's 30 min)
-    ),
+    # signals, heartbeat, dead-process and collective timeouts (solo_d2.config.CLUSTER_DEFAULTS)
+    cluster={k: list(v) if isinstance(v, tuple) else v for k, v in CLUSTER_DEFAULTS.items()},
 )

@@ -112,10 +112,10 @@ def _profile(cfg, label: str, entry: Dict[str, Any], threads: int) -> str:
     import torch
 
     from .deploy_profile import format_profile, network_gmacs, openvino_profile
-    from .deploy_table import test_image
+    from .deploy_table import deploy_input
     from .models import build_ours
 
-    image = test_image(cfg, tuple(entry["image_hw"]))
+    image = deploy_input(cfg, tuple(entry["image_hw"]))
     gmacs = network_gmacs(build_ours(cfg, load_weights=False), torch.from_numpy(image))
     prof = openvino_profile(entry["files"]["int8"], image, threads)
     entry["profile"] = {"openvino_int8": prof, "gmacs": gmacs}

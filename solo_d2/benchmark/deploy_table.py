@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from solo_d2.data.transforms import augment_image
-from solo_d2.engine.configs import AnyConfig, test_augmentation
+from solo_d2.engine.configs import AnyConfig, inference_augmentation
 
 from .errors import BenchmarkError
 from .export_latency import calibrate_candidates
@@ -27,7 +27,7 @@ from .inputs import make_image
 from .models import amp_cfg, build_ours
 from .timing import run_alternating
 
-__all__ = ["DEPLOY_SIDES", "test_image", "build_deploy_runners", "measure_deploy",
+__all__ = ["DEPLOY_SIDES", "deploy_input", "build_deploy_runners", "measure_deploy",
            "accuracy_deltas", "format_deploy_table"]
 
 #: the columns of the table: (runtime, precision)
@@ -37,10 +37,10 @@ DEPLOY_SIDES = ("pytorch fp32", "pytorch bf16", "onnxruntime fp32", "onnxruntime
 CALIBRATION_SEEDS = (0, 1, 2)
 
 
-def test_image(cfg: AnyConfig, image_hw: Tuple[int, int], seed: int = 0) -> np.ndarray:
+def deploy_input(cfg: AnyConfig, image_hw: Tuple[int, int], seed: int = 0) -> np.ndarray:
     """A synthetic (h, w) photo resized by the config's test resize: (3, H, W) uint8."""
     hwc = make_image(*image_hw, seed=seed).permute(1, 2, 0).numpy().astype(np.uint8)
-    return np.ascontiguousarray(augment_image(test_augmentation(cfg), hwc).transpose(2, 0, 1))
+    return np.ascontiguousarray(augment_image(inference_augmentation(cfg), hwc).transpose(2, 0, 1))
 
 
 def _timed(fn: Callable[[], Any]) -> Callable[[], Dict[str, float]]:
@@ -118,8 +118,8 @@ def measure_deploy(
     """One row of the table: each side's median seconds (end to end) on ``cfg``'s model,
     its ratio against PyTorch fp32 (when measured), its instance count, and the set-up
     (:func:`build_deploy_runners`)."""
-    image = test_image(cfg, image_hw)
-    calibration = [image] + [test_image(cfg, image_hw, s) for s in CALIBRATION_SEEDS[1:]]
+    image = deploy_input(cfg, image_hw)
+    calibration = [image] + [deploy_input(cfg, image_hw, s) for s in CALIBRATION_SEEDS[1:]]
     runners, info = build_deploy_runners(cfg, image, workdir, sides, threads, candidates,
                                          calibration)
     instances = {side: run() for side, run in runners.items()}

@@ -4,18 +4,7 @@ from .catalog import COCO_MODELS, PublishedModel, WeightsNameError, resolve_weig
 from .checkpointer import SOLOCheckpointer
 from .download import WeightsDownloadError, cached_path
 from .foreign import convert_foreign
-from .mmdet import (
-    HEAD_KEY_TABLE,
-    MMDetConversionError,
-    convert_mmdet_checkpoint,
-    convert_state_dict,
-    load_mmdet_config_file,
-    load_thing_classes,
-    mmdet_config_to_d2,
-    parse_mmdet_config,
-    verify_loadable,
-    write_outputs,
-)
+from .mmdet.errors import MMDetConversionError
 from .safe_load import CheckpointReadError, load_numpy_pickle, load_torch_file
 from .path_handlers import PathManager, loadable_weights
 from .torchvision import convert_torchvision_resnet, save_d2_pickle
@@ -24,6 +13,21 @@ from .torchvision import convert_torchvision_resnet, save_d2_pickle
 # lines print it as "error: ..." instead of a traceback.
 WEIGHTS_ERRORS = (WeightsDownloadError, WeightsNameError, CheckpointReadError,
                   MMDetConversionError)
+
+# the mmdet converter's names, imported on first use (PEP 562): ``import solo_d2`` does not
+# import the converter
+_MMDET_NAMES = ("HEAD_KEY_TABLE", "convert_mmdet_checkpoint", "convert_state_dict",
+                "load_mmdet_config_file", "load_thing_classes", "mmdet_config_to_d2",
+                "parse_mmdet_config", "verify_loadable", "write_outputs")
+
+
+def __getattr__(name: str):
+    if name in _MMDET_NAMES:
+        from . import mmdet
+
+        return getattr(mmdet, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SOLOCheckpointer",

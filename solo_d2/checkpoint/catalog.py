@@ -19,7 +19,6 @@ __all__ = [
     "COCO_MODELS",
     "NAME_SCHEMES",
     "WeightsNameError",
-    "published_model",
     "resolve_weights_name",
     "open_mmlab_names",
     "thing_classes_of_url",
@@ -107,21 +106,6 @@ _OPEN_MMLAB: Dict[str, str] = {
 
 # torchvision ImageNet models whose weights convert onto Detectron2's ResNet
 _TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-
-
-def published_model(config: str) -> PublishedModel:
-    """The table's row of a shipped COCO config (``"SOLOv2_R50_3x.yaml"``; ``.yaml`` optional).
-
-    Raises:
-        WeightsNameError: naming the configs of the table.
-    """
-    key = config if config.endswith(".yaml") else config + ".yaml"
-    if key not in COCO_MODELS:
-        raise WeightsNameError(
-            f"{config!r} is not a COCO config with published weights; the table has "
-            f"{', '.join(sorted(COCO_MODELS))}"
-        )
-    return COCO_MODELS[key]
 
 
 def _torchvision_url(name: str) -> str:

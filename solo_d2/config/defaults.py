@@ -6,6 +6,22 @@ Defaults are those of mmdet 3.3.0's ``solo_r50_fpn_1x_coco`` (SOLOHead); the yam
 from detectron2.config import CfgNode as CN
 
 
+# Long runs on clusters (docs/CLUSTERS.md), written once: the yaml keys CLUSTER.<NAME>, the
+# LazyConfig's train.cluster.<name> (configs/common/train.py) and solo_d2.launch's defaults.
+CLUSTER_DEFAULTS = dict(
+    # signals on which training finishes its iteration, writes a checkpoint and exits with
+    # status 75 (preemption; SLURM warns with SIGUSR1); () keeps the signals' default action
+    preempt_signals=("SIGTERM", "SIGUSR1"),
+    # seconds between two heartbeats of every process of a multi-process run
+    heartbeat_period=5.0,
+    # seconds without a heartbeat after which a process is dead: the others stop (exit status
+    # 76) instead of waiting for the collective timeout
+    dead_process_timeout=120.0,
+    # seconds a collective (all-reduce, barrier) may wait for every process (Detectron2's 30 min)
+    collective_timeout=1800.0,
+)
+
+
 def add_solo_config(cfg: CN) -> None:
     """Add the SOLO-family keys to a Detectron2 config, in place. Safe to call twice."""
     if hasattr(cfg.MODEL, "SOLO"):
@@ -130,15 +146,6 @@ def add_solo_config(cfg: CN) -> None:
     # count, a value in (0, 1) a fraction of the training images, 0 none, negative no limit.
     _C.DATALOADER.MAX_BAD_FILES = 0.001
 
-    # Long runs on clusters (docs/CLUSTERS.md); read by solo_d2.launch and SOLOTrainer.
-    _C.CLUSTER = CN()
-    # Signals on which training finishes its iteration, writes a checkpoint and exits with
-    # status 75 (preemption; SLURM warns with SIGUSR1). [] keeps the signals' default action.
-    _C.CLUSTER.PREEMPT_SIGNALS = ["SIGTERM", "SIGUSR1"]
-    # Seconds between two heartbeats of every process of a multi-process run.
-    _C.CLUSTER.HEARTBEAT_PERIOD = 5.0
-    # Seconds without a heartbeat after which a process is dead: the others stop (exit status
-    # 76) instead of waiting for COLLECTIVE_TIMEOUT.
-    _C.CLUSTER.DEAD_PROCESS_TIMEOUT = 120.0
-    # Seconds a collective (all-reduce, barrier) may wait for every process (Detectron2's 30 min).
-    _C.CLUSTER.COLLECTIVE_TIMEOUT = 1800.0
+    # Long runs on clusters (docs/CLUSTERS.md): CLUSTER_DEFAULTS, in upper case.
+    _C.CLUSTER = CN({k.upper(): list(v) if isinstance(v, tuple) else v
+                     for k, v in CLUSTER_DEFAULTS.items()})

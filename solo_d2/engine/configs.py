@@ -37,15 +37,14 @@ __all__ = [
     "register_datasets",
     "config_device",
     "config_weights",
-    "set_config_weights",
     "config_output_dir",
     "config_num_classes",
     "cluster_setting",
     "launch_options",
     "max_bad_files",
     "build_solo_model",
-    "test_augmentations",
-    "test_augmentation",
+    "inference_augmentations",
+    "inference_augmentation",
     "input_format",
     "dataset_names",
 ]
@@ -159,19 +158,6 @@ def config_weights(cfg: AnyConfig) -> str:
     return cfg.train.init_checkpoint if is_lazy(cfg) else cfg.MODEL.WEIGHTS
 
 
-def set_config_weights(cfg: AnyConfig, weights: str) -> AnyConfig:
-    """A copy of ``cfg`` whose weights (:func:`config_weights`) are ``weights``."""
-    if is_lazy(cfg):
-        out = copy.deepcopy(cfg)
-        out.train.init_checkpoint = weights
-        return out
-    out = cfg.clone()
-    out.defrost()
-    out.MODEL.WEIGHTS = weights
-    out.freeze()
-    return out
-
-
 def config_output_dir(cfg: AnyConfig) -> str:
     """OUTPUT_DIR / ``train.output_dir``."""
     return cfg.train.output_dir if is_lazy(cfg) else cfg.OUTPUT_DIR
@@ -248,17 +234,17 @@ def build_solo_model(cfg: AnyConfig, device: str = "") -> nn.Module:
     return model.to(torch.device(device))
 
 
-def test_augmentations(cfg: AnyConfig) -> List[T.Augmentation]:
+def inference_augmentations(cfg: AnyConfig) -> List[T.Augmentation]:
     """The test loader's augmentations (its resize): what a predictor applies to an image."""
     if not is_lazy(cfg):
         return build_solo_augmentation(cfg, is_train=False)
     return list(instantiate(cfg.dataloader.test.mapper.augmentations))
 
 
-def test_augmentation(cfg: AnyConfig) -> T.Augmentation:
-    """:func:`test_augmentations` as one augmentation: the resize alone when it is the only
+def inference_augmentation(cfg: AnyConfig) -> T.Augmentation:
+    """:func:`inference_augmentations` as one augmentation: the resize alone when it is the only
     one (its ``get_transform`` then works), else an AugmentationList."""
-    augs = test_augmentations(cfg)
+    augs = inference_augmentations(cfg)
     return augs[0] if len(augs) == 1 else T.AugmentationList(augs)
 
 

@@ -56,7 +56,7 @@ from .configs import (
     max_bad_files,
     register_datasets,
 )
-from .robust_loaders import continue_sampler, test_loader, train_loader
+from .robust_loaders import continue_sampler, inference_loader, train_loader
 from .trainer import SOLOTrainer, metric_writers
 
 __all__ = ["LazySOLOTrainer", "model_num_classes", "trainer_class"]
@@ -178,7 +178,7 @@ class LazySOLOTrainer(TrainerBase):
         loader = copy.deepcopy(cfg.dataloader.test)
         loader.dataset.names = dataset_name
         args = _loader_arguments(loader, "dataloader.test", build_detection_test_loader)
-        return test_loader(build_detection_test_loader, args.pop("mapper"),
+        return inference_loader(build_detection_test_loader, args.pop("mapper"),
                            _preempt_signals(cfg), **args)
 
     @classmethod

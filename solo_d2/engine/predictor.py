@@ -23,9 +23,9 @@ from .configs import (
     build_solo_model,
     config_weights,
     dataset_names,
+    inference_augmentation,
     input_format,
     is_lazy,
-    test_augmentation,
 )
 
 __all__ = ["SOLOPredictor"]
@@ -50,7 +50,7 @@ class SOLOPredictor(DefaultPredictor):
         extra = SOLOCheckpointer(self.model).load(config_weights(cfg))
         classes = extra.get("thing_classes")
         self.thing_classes: Optional[List[str]] = list(classes) if classes is not None else None
-        self.aug = test_augmentation(cfg)  # the test resize
+        self.aug = inference_augmentation(cfg)  # the test resize
         self.input_format = input_format(cfg)
 
     def __call__(self, original_image: np.ndarray) -> dict:

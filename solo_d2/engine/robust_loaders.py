@@ -23,7 +23,7 @@ from ..data.bad_files import (
 from ..data.resumable_sampler import ResumableSampler
 from ..launch.preemption_signals import spare_workers
 
-__all__ = ["train_loader", "test_loader", "continue_sampler"]
+__all__ = ["train_loader", "inference_loader", "continue_sampler"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def train_loader(loader_args: Dict[str, Any], max_bad_files: Tuple[float, str],
     return loader
 
 
-def test_loader(build: Callable[..., Any], mapper: Callable[[dict], Any],
+def inference_loader(build: Callable[..., Any], mapper: Callable[[dict], Any],
                 preempt_signals: Sequence[str], **loader_args: Any) -> DropSkippedSamples:
     """``build(mapper=..., **loader_args)`` (Detectron2's ``build_detection_test_loader``)
     with images that cannot be read skipped: logged, and left out by the evaluator, which

@@ -24,8 +24,7 @@ import os
 import weakref
 
 from detectron2.config import CfgNode
-from detectron2.data import build_detection_test_loader
-from detectron2.data.build import _train_loader_from_config
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
@@ -44,7 +43,7 @@ from ..launch import AgreedStopHook, create_ddp_model
 from ..solver import build_solo_optimizer
 from .amp import build_step_trainer
 from .configs import max_bad_files
-from .robust_loaders import continue_sampler, test_loader, train_loader
+from .robust_loaders import continue_sampler, inference_loader, train_loader
 
 __all__ = ["SOLOTrainer", "metric_writers"]
 
@@ -111,6 +110,8 @@ class SOLOTrainer(DefaultTrainer):
         writer_at = len(ret)
         for i, hook in enumerate(ret):
             if isinstance(hook, hooks.PeriodicWriter):
+                # Detectron2 writes every 20 iterations; a new hook would open the writers
+                # twice (tests/engine/test_detectron2_names.py guards this private name)
                 hook._period = self.cfg.SOLVER.LOG_PERIOD
                 writer_at = min(writer_at, i)
         loader = self._trainer.data_loader
@@ -143,9 +144,10 @@ class SOLOTrainer(DefaultTrainer):
         the SOLO mapper skipping bad samples, a resumable sampler, and the skip records taken
         off the samples (:func:`~solo_d2.engine.robust_loaders.train_loader`)."""
         register_cfg_datasets(cfg)
-        # Detectron2's own choice of dataset and sampler from cfg, to wrap them
+        # Detectron2's own choice of dataset and sampler from cfg (the from_config of its
+        # @configurable loader), to wrap them
         mapper = (PanopticDatasetMapper if _is_panoptic(cfg) else SOLODatasetMapper)(cfg, True)
-        args = _train_loader_from_config(cfg, mapper=mapper)
+        args = build_detection_train_loader.from_config(cfg, mapper=mapper)
         loader = train_loader(args, max_bad_files(cfg), cfg.CLUSTER.PREEMPT_SIGNALS)
         # Loading the datasets (above) gave every registered COCO json its class names.
         check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
@@ -158,7 +160,8 @@ class SOLOTrainer(DefaultTrainer):
         """Detectron2's test loader with the SOLO mapper; images that cannot be read are
         skipped (logged; the evaluator leaves them out and reports them)."""
         register_cfg_datasets(cfg)
-        loader = test_loader(build_detection_test_loader, SOLODatasetMapper(cfg, False),
-                             cfg.CLUSTER.PREEMPT_SIGNALS, cfg=cfg, dataset_name=dataset_name)
+        loader = inference_loader(build_detection_test_loader, SOLODatasetMapper(cfg, False),
+                                  cfg.CLUSTER.PREEMPT_SIGNALS, cfg=cfg,
+                                  dataset_name=dataset_name)
         check_dataset_classes([dataset_name], cfg.MODEL.SOLO.NUM_CLASSES)
         return loader

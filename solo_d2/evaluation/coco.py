@@ -1,9 +1,11 @@
 """COCO evaluation of SOLO predictions: Detectron2's COCOEvaluator on masks and their boxes,
 tolerant of the degenerate polygons that Detectron2 already skips in training, and of images
 the test loader had to skip."""
+import itertools
 import logging
 
 from detectron2.evaluation import COCOEvaluator
+from detectron2.utils import comm
 
 __all__ = ["SOLOCOCOEvaluator"]
 
@@ -53,19 +55,24 @@ class SOLOCOCOEvaluator(COCOEvaluator):
         dataset["annotations"] = kept
         self._coco_api.createIndex()
 
-    def _eval_predictions(self, predictions, img_ids=None):
+    def evaluate(self, img_ids=None):
+        """Detectron2's evaluation; without ``img_ids``, images that have no prediction at
+        all (the test loader skipped them: unreadable) are left out with a warning and
+        counted under ``"skipped_images"``, instead of scoring as missed."""
+        missing = []
         if img_ids is None:
-            seen = {p["image_id"] for p in predictions}
+            seen = set(itertools.chain(*comm.all_gather(
+                [p["image_id"] for p in self._predictions])))
             missing = [i for i in self._coco_api.getImgIds() if i not in seen]
             if missing:
-                names = [self._coco_api.imgs[i].get("file_name", str(i)) for i in missing]
-                logger.warning(
-                    f"{len(missing)} of {len(self._coco_api.getImgIds())} images were skipped "
-                    f"(could not be read) and are left out of the evaluation: "
-                    f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
                 img_ids = sorted(seen)
-            super()._eval_predictions(predictions, img_ids=img_ids)
-            if missing:
-                self._results["skipped_images"] = {"count": len(missing)}
-            return
-        super()._eval_predictions(predictions, img_ids=img_ids)
+                if comm.is_main_process():
+                    names = [self._coco_api.imgs[i].get("file_name", str(i)) for i in missing]
+                    logger.warning(
+                        f"{len(missing)} of {len(self._coco_api.getImgIds())} images were "
+                        f"skipped (could not be read) and are left out of the evaluation: "
+                        f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+        results = super().evaluate(img_ids=img_ids)
+        if missing and results:
+            results["skipped_images"] = {"count": len(missing)}
+        return results

@@ -3,8 +3,7 @@
 ``open_backend(path, backend, threads)`` returns a :class:`Backend`: ``run(image)`` takes the
 graph's input, one (C, H, W) image, and returns the graph's outputs by name (masks (K, H, W)
 bool, scores (K,) float32, classes (K,) int64, boxes (K, 4) float32), whichever runtime runs
-it. Both read the same file (design.md: the runtime is a choice at load time, not a second
-export).
+it. Both read the same file: the runtime is a choice at load time, not a second export.
 
 * ``onnxruntime``: ONNX Runtime's CPU provider. fp32 and int8 files; a bf16 file runs in fp32
   (ONNX Runtime has no bf16 CPU kernels), with a warning.

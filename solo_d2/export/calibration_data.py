@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data.image_io import ImageReadError, read_image
 from ..data.transforms import augment_image
-from ..engine.configs import AnyConfig, input_format, test_augmentation
+from ..engine.configs import AnyConfig, input_format, inference_augmentation
 
 __all__ = ["DEFAULT_CALIBRATION_COUNT", "CalibrationError", "expand_patterns",
            "spread", "load_calibration_images"]
@@ -76,7 +76,7 @@ def load_calibration_images(
     if count < 1:
         raise CalibrationError(f"--calibration-count must be >= 1, got {count}")
     files = spread(expand_patterns(patterns), count)
-    fmt, aug = input_format(cfg), test_augmentation(cfg)
+    fmt, aug = input_format(cfg), inference_augmentation(cfg)
     images: List[np.ndarray] = []
     failures: List[str] = []
     bar = None  # shown from the first image read: none readable is one error line

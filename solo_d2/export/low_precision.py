@@ -79,9 +79,9 @@ def write_bf16(fp32_path: str, out_path: str) -> None:
 def _blank_image(cfg, dtype) -> np.ndarray:
     """A black square image at the test size, (C, H, W), for timing."""
     from ..data.transforms import augment_image
-    from ..engine.configs import test_augmentation
+    from ..engine.configs import inference_augmentation
 
-    image = augment_image(test_augmentation(cfg), np.zeros((640, 640, 3), np.uint8))
+    image = augment_image(inference_augmentation(cfg), np.zeros((640, 640, 3), np.uint8))
     return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=dtype)
 
 

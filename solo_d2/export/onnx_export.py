@@ -127,7 +127,7 @@ def export_from_config(
     from ..checkpoint.checkpointer import SOLOCheckpointer
     from ..data.image_io import read_image
     from ..data.transforms import augment_image
-    from ..engine.configs import build_solo_model, config_weights, input_format, test_augmentation
+    from ..engine.configs import build_solo_model, config_weights, input_format, inference_augmentation
 
     # the graph does not depend on the device it is traced on
     model = build_solo_model(cfg, device="cpu").eval()
@@ -141,7 +141,7 @@ def export_from_config(
         image = read_image(sample_image, format=fmt)
     else:
         image = np.zeros((640, 640, 3), dtype=np.uint8)
-    image = augment_image(test_augmentation(cfg), image)
+    image = augment_image(inference_augmentation(cfg), image)
     sample = torch.as_tensor(image.transpose(2, 0, 1).copy())
     return export_onnx(
         model,

@@ -16,7 +16,7 @@ import torch
 from detectron2.structures import Boxes, Instances
 
 from ..data.transforms import augment_image
-from ..engine.configs import AnyConfig, input_format, test_augmentation
+from ..engine.configs import AnyConfig, input_format, inference_augmentation
 from ..modeling.postprocess import mask_boxes, resize_maps
 from .backends import open_backend
 from .panoptic import merge_outputs
@@ -68,7 +68,7 @@ class ONNXPredictor:
         self.metadata: Dict[str, str] = dict(self.backend.metadata)
         self.thing_classes: Optional[List[str]] = json.loads(classes) if classes else None
         self.input_dtype = self.backend.input_dtype
-        self.aug = test_augmentation(cfg)  # the test resize
+        self.aug = inference_augmentation(cfg)  # the test resize
         self.input_format = input_format(cfg)
 
     def run(self, image: np.ndarray) -> Dict[str, np.ndarray]:

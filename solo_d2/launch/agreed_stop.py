@@ -23,6 +23,7 @@ from typing import Sequence
 from detectron2.engine import HookBase
 
 from .exit_status import CheckpointWriteError
+from ..config import CLUSTER_DEFAULTS
 from ..utils.comm import max_over_processes
 from .exit_status import EXIT_PREEMPTED, TrainingPreempted
 from .preemption_signals import PreemptionSignals, parse_signals
@@ -49,7 +50,8 @@ class AgreedStopHook(HookBase):
     checkpoint further signals are ignored, so that the process exits with status 75.
     """
 
-    def __init__(self, checkpointer, signals: Sequence[str] = ("SIGTERM", "SIGUSR1")):
+    def __init__(self, checkpointer,
+                 signals: Sequence[str] = CLUSTER_DEFAULTS["preempt_signals"]):
         self.checkpointer = checkpointer
         self.catcher = PreemptionSignals(signals)
         self._reported = 0

@@ -11,24 +11,25 @@ SLURM, one task per process (``srun --ntasks-per-node=G``):
 
 * rank, size and local rank: ``SLURM_PROCID``, ``SLURM_NTASKS`` (the step's
   ``SLURM_STEP_NUM_TASKS`` when set), ``SLURM_LOCALID``; processes per machine from
-  ``SLURM_STEP_TASKS_PER_NODE`` / ``SLURM_TASKS_PER_NODE`` (``"4(x2)"``) and checked to be
-  the same on every machine, with ranks in blocks per machine (srun's default), as
-  Detectron2's machine-local process group needs;
+  ``SLURM_STEP_TASKS_PER_NODE`` / ``SLURM_TASKS_PER_NODE``, which must be one group
+  (``"4"`` or ``"4(x2)"``: the same number on every machine), with ranks in blocks per
+  machine (srun's default), as Detectron2's machine-local process group needs;
 * rendezvous: ``MASTER_ADDR`` if set, else the first host of ``SLURM_STEP_NODELIST`` /
-  ``SLURM_JOB_NODELIST`` / ``SLURM_NODELIST`` (expanded here: ``scontrol`` is not needed);
-  ``MASTER_PORT`` if set, else ``15000 + SLURM_JOB_ID % 10000``.
+  ``SLURM_JOB_NODELIST`` / ``SLURM_NODELIST`` as SLURM's own ``scontrol show hostnames``
+  expands it; ``MASTER_PORT`` if set, else ``15000 + SLURM_JOB_ID % 10000``.
 """
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
-from typing import List, Mapping, Optional
+from typing import Mapping, Optional
 
 __all__ = [
     "ClusterEnv",
     "ClusterEnvError",
     "detect_cluster_env",
-    "expand_nodelist",
-    "parse_tasks_per_node",
+    "first_slurm_host",
     "slurm_port",
 ]
 
@@ -128,13 +129,14 @@ def _slurm_env(env: Mapping[str, str]) -> ClusterEnv:
     if per_node_var is None:
         local_world = world  # one machine
     else:
-        counts = set(parse_tasks_per_node(env[per_node_var]))
-        if len(counts) != 1:
+        # SLURM writes equal counts as one group, "4(x2)"; "4(x2),3" or "5,3" differ
+        same = re.fullmatch(r"\s*(\d+)(?:\(x\d+\))?\s*", env[per_node_var])
+        if not same:
             raise ClusterEnvError(
                 f"SLURM: {per_node_var}={env[per_node_var]!r} starts different numbers of "
                 "tasks on the machines; Detectron2's machine-local process group needs the "
                 "same number on each (srun --ntasks-per-node)")
-        local_world = counts.pop()
+        local_world = int(same.group(1))
     if env.get("MASTER_ADDR"):
         addr = env["MASTER_ADDR"]
     else:
@@ -143,7 +145,7 @@ def _slurm_env(env: Mapping[str, str]) -> ClusterEnv:
         if list_var is None:
             raise ClusterEnvError("SLURM: none of SLURM_STEP_NODELIST, SLURM_JOB_NODELIST, "
                                   "SLURM_NODELIST is set, and MASTER_ADDR is not either")
-        addr = expand_nodelist(env[list_var])[0]
+        addr = first_slurm_host(env[list_var], list_var, env.get("PATH"))
     port = _int(env, "MASTER_PORT") if env.get("MASTER_PORT") else slurm_port(env)
     return _check(ClusterEnv("slurm", rank, local_rank, world, local_world, addr, port),
                   "SLURM")
@@ -181,61 +183,21 @@ def detect_cluster_env(env: Optional[Mapping[str, str]] = None) -> Optional[Clus
     return None
 
 
-def _split_top_level(text: str) -> List[str]:
-    """Split at the commas outside brackets: "a[1,2],b" -> ["a[1,2]", "b"]."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-            if depth < 0:
-                raise ClusterEnvError(f"node list {text!r}: ']' without '['")
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    if depth != 0:
-        raise ClusterEnvError(f"node list {text!r}: '[' without ']'")
-    parts.append(text[start:])
-    return [p for p in (p.strip() for p in parts) if p]
-
-
-def _expand_range(item: str, whole: str) -> List[str]:
-    m = re.fullmatch(r"(\d+)(?:-(\d+))?", item.strip())
-    if not m:
-        raise ClusterEnvError(f"node list {whole!r}: {item!r} is not a number or a range a-b")
-    lo, hi = m.group(1), m.group(2) or m.group(1)
-    if int(hi) < int(lo):
-        raise ClusterEnvError(f"node list {whole!r}: range {item!r} goes backwards")
-    width = len(lo)  # "01-10" keeps two digits, as SLURM does
-    return [str(v).zfill(width) for v in range(int(lo), int(hi) + 1)]
-
-
-def _expand_host(pattern: str, whole: str) -> List[str]:
-    m = re.search(r"\[([^\[\]]*)\]", pattern)
-    if not m:
-        return [pattern]
-    head, tail = pattern[: m.start()], pattern[m.end():]
-    values = [v for item in m.group(1).split(",") for v in _expand_range(item, whole)]
-    return [h for v in values for h in _expand_host(f"{head}{v}{tail}", whole)]
-
-
-def expand_nodelist(nodelist: str) -> List[str]:
-    """The hosts of a SLURM node list, in order: ``"node[01-03,07],gpu5"`` ->
-    ``["node01", "node02", "node03", "node07", "gpu5"]``; several bracket groups in one name
-    multiply (``"r[1-2]n[1-2]"`` -> r1n1, r1n2, r2n1, r2n2)."""
-    hosts = [h for part in _split_top_level(nodelist) for h in _expand_host(part, nodelist)]
-    if not hosts:
-        raise ClusterEnvError(f"node list {nodelist!r} names no host")
-    return hosts
-
-
-def parse_tasks_per_node(text: str) -> List[int]:
-    """Tasks on each machine from SLURM's compressed form: ``"4(x2),3"`` -> ``[4, 4, 3]``."""
-    counts = []
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
-        if not m:
-            raise ClusterEnvError(f"tasks per node {text!r}: cannot read {part!r}")
-        counts += [int(m.group(1))] * int(m.group(2) or 1)
-    return counts
+def first_slurm_host(nodelist: str, source: str = "node list",
+                     path: Optional[str] = None) -> str:
+    """The first host of a SLURM node list (``"gpu[07-08]"`` -> ``"gpu07"``), as SLURM's
+    ``scontrol show hostnames`` expands it on every SLURM machine (``scontrol`` looked up
+    in ``path``, default ``$PATH``)."""
+    scontrol = shutil.which("scontrol", path=path)
+    if scontrol is None:
+        raise ClusterEnvError(
+            f"SLURM: {source}={nodelist!r} needs SLURM's scontrol to name the rendezvous host, "
+            "and it is not on PATH; set MASTER_ADDR to the first host")
+    proc = subprocess.run([scontrol, "show", "hostnames", nodelist], capture_output=True,
+                          text=True, timeout=60)
+    hosts = proc.stdout.split()
+    if proc.returncode != 0 or not hosts:
+        raise ClusterEnvError(
+            f"SLURM: scontrol show hostnames {nodelist!r} ({source}) failed: "
+            f"{(proc.stderr.strip() or 'no host named').splitlines()[-1]}")
+    return hosts[0]

@@ -31,6 +31,7 @@ from detectron2.engine.launch import DEFAULT_TIMEOUT, _find_free_port
 from detectron2.utils import comm
 from torch import nn
 
+from ..config import CLUSTER_DEFAULTS
 from .exit_status import EXIT_PEER_LOST, RunStopped, TrainingPreempted, announce
 from .cluster_env import ClusterEnv, ClusterEnvError, detect_cluster_env
 from .preemption_signals import parse_signals
@@ -51,9 +52,9 @@ def launch(
     timeout: timedelta = DEFAULT_TIMEOUT,
     device: str = "cuda",
     *,
-    heartbeat_period: float = 5.0,
-    dead_process_timeout: float = 120.0,
-    preempt_signals: Sequence[str] = ("SIGTERM", "SIGUSR1"),
+    heartbeat_period: float = CLUSTER_DEFAULTS["heartbeat_period"],
+    dead_process_timeout: float = CLUSTER_DEFAULTS["dead_process_timeout"],
+    preempt_signals: Sequence[str] = CLUSTER_DEFAULTS["preempt_signals"],
 ) -> None:
     """Run ``main_func(*args)`` in every process of the run.
 

@@ -1,8 +1,8 @@
 """SOLO's inference path: head outputs -> Detectron2 ``Instances`` per image.
 
 Per image: point NMS on the category probabilities, the candidate cells above the score
-threshold, the head's mask probabilities of only those cells (the lazy projection of
-design.md), then :func:`~solo_d2.modeling.postprocess.candidates_to_predictions` (mask
+threshold, the head's mask probabilities of only those cells (projected lazily: only the
+cells read), then :func:`~solo_d2.modeling.postprocess.candidates_to_predictions` (mask
 scoring, Matrix NMS, resizing, boxes). :func:`predict_image` is the whole post-processing of
 one image as tensors: :class:`~solo_d2.modeling.SOLO` runs it eagerly and the exported ONNX
 graph traces it (``solo_d2.export``).

@@ -2,10 +2,9 @@
 
 Under autocast the convolutions (backbone, FPN, head towers) run in bf16 or fp16; target
 assignment, losses, mask projection of the cells a loss or the post-processing reads, mask
-areas, maskness and Matrix NMS run in fp32 whatever the autocast state (design.md,
-"Deployment and precision"): pixel counts overflow fp16 above 65,504 and bf16 holds integers
-exactly only up to 256, and a dice or focal loss summed in half precision loses the small
-terms.
+areas, maskness and Matrix NMS run in fp32 whatever the autocast state: pixel counts
+overflow fp16 above 65,504 and bf16 holds integers exactly only up to 256, and a dice or focal
+loss summed in half precision loses the small terms.
 """
 import contextlib
 import functools

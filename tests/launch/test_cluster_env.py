@@ -1,49 +1,27 @@
 """solo_d2.launch.cluster_env: where a process sits in a torchrun / srun launch, read from the
 launcher's variables (values as torchrun and srun set them, checked by hand)."""
-import re
 
 import pytest
 
-from launch_helpers import slurm_env
+from launch_helpers import FAKE_BIN, slurm_env
 from solo_d2.launch.cluster_env import (
     ClusterEnv,
     ClusterEnvError,
     detect_cluster_env,
-    expand_nodelist,
-    parse_tasks_per_node,
+    first_slurm_host,
     slurm_port,
 )
 
 
-@pytest.mark.parametrize("text,hosts", [
-    ("node07", ["node07"]),
-    ("node[01-03,07]", ["node01", "node02", "node03", "node07"]),
-    ("gpu[8-10],login1", ["gpu8", "gpu9", "gpu10", "login1"]),
-    ("a[1-2],b[09-11]", ["a1", "a2", "b09", "b10", "b11"]),
-    ("r[1-2]n[1-2]", ["r1n1", "r1n2", "r2n1", "r2n2"]),
-    ("node-[001-002].cluster", ["node-001.cluster", "node-002.cluster"]),
-])
-def test_expand_nodelist(text, hosts):
-    assert expand_nodelist(text) == hosts
-
-
-@pytest.mark.parametrize("text,words", [
-    ("node[01-03", "without ']'"),
-    ("node01]", "without '['"),
-    ("node[3-1]", "backwards"),
-    ("node[a-b]", "not a number"),
-    ("", "names no host"),
-])
-def test_expand_nodelist_rejects_malformed_lists(text, words):
-    with pytest.raises(ClusterEnvError, match=re.escape(words)):
-        expand_nodelist(text)
-
-
-def test_parse_tasks_per_node():
-    assert parse_tasks_per_node("4(x2),3") == [4, 4, 3]
-    assert parse_tasks_per_node("8") == [8]
-    with pytest.raises(ClusterEnvError, match="cannot read"):
-        parse_tasks_per_node("4(2)")
+def test_first_slurm_host_comes_from_scontrol(tmp_path):
+    assert first_slurm_host("gpu[07-08]", path=FAKE_BIN) == "gpu07"
+    # scontrol's own error, and its absence, are one ClusterEnvError naming the list
+    with pytest.raises(ClusterEnvError, match=r"scontrol show hostnames 'bad\[1' .*"
+                                              r"Invalid hostlist: bad\[1"):
+        first_slurm_host("bad[1", path=FAKE_BIN)
+    with pytest.raises(ClusterEnvError, match=r"SLURM_NODELIST='gpu\[07-08\]' needs SLURM's "
+                                              r"scontrol .* set MASTER_ADDR"):
+        first_slurm_host("gpu[07-08]", "SLURM_NODELIST", path=str(tmp_path))
 
 
 def test_nothing_is_detected_outside_launchers():
@@ -71,7 +49,7 @@ def test_slurm_variables_of_a_two_machine_step():
     env = {"SLURM_JOB_ID": "123456", "SLURM_PROCID": "6", "SLURM_LOCALID": "2",
            "SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "8",
            "SLURM_STEP_TASKS_PER_NODE": "4(x2)", "SLURM_STEP_NODELIST": "gpu[07-08]",
-           "SLURM_JOB_NODELIST": "gpu[01-08]"}
+           "SLURM_JOB_NODELIST": "gpu[01-08]", "PATH": FAKE_BIN}
     got = detect_cluster_env(env)
     # the step's first host, port 15000 + 123456 % 10000
     assert got == ClusterEnv("slurm", 6, 2, 8, 4, "gpu07", 18456)
@@ -83,10 +61,12 @@ def test_slurm_variables_of_a_two_machine_step():
 
 
 def test_slurm_layouts_detectron2_cannot_use_are_refused():
-    base = {"SLURM_JOB_ID": "1", "SLURM_NTASKS": "8", "SLURM_NODELIST": "n[1-2]"}
-    with pytest.raises(ClusterEnvError, match="different numbers of tasks"):
-        detect_cluster_env({**base, "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-                            "SLURM_TASKS_PER_NODE": "5,3"})
+    base = {"SLURM_JOB_ID": "1", "SLURM_NTASKS": "8", "SLURM_NODELIST": "n[1-2]",
+            "PATH": FAKE_BIN}
+    for per_node in ("5,3", "4(x2),3"):
+        with pytest.raises(ClusterEnvError, match="different numbers of tasks"):
+            detect_cluster_env({**base, "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+                                "SLURM_TASKS_PER_NODE": per_node})
     # cyclic distribution: rank 1 on the second machine as its local rank 0
     with pytest.raises(ClusterEnvError, match="consecutive"):
         detect_cluster_env({**base, "SLURM_PROCID": "1", "SLURM_LOCALID": "0",

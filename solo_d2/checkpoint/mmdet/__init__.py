@@ -12,27 +12,39 @@
 
 ``tools/convert_mmdet_checkpoint.py`` is the command line.
 """
-from .config_reader import load_mmdet_config_file, merge_config_dicts, parse_mmdet_config
-from .convert import (
-    AUTHOR,
-    convert_mmdet_checkpoint,
-    load_mmdet_checkpoint,
-    load_thing_classes,
-    verify_loadable,
-    write_outputs,
-)
-from .d2_config import mmdet_config_to_d2
-from .errors import MMDetConversionError
-from .heads import (
-    HEAD_KEY_TABLE,
-    MMDET_HEADS,
-    SUPPORTED_MODEL_TYPES,
-    KeyRow,
-    MMDetHead,
-    mmdet_configs_dir,
-    mmdet_head,
-)
-from .key_map import convert_state_dict
+import importlib
+from typing import Any
+
+# name -> the module that defines it: imported on first use (PEP 562), so that importing
+# solo_d2 (which loads the checkpointer) does not import the converter
+_HOME = {
+    "MMDetConversionError": "errors",
+    "parse_mmdet_config": "config_reader",
+    "load_mmdet_config_file": "config_reader",
+    "merge_config_dicts": "config_reader",
+    "mmdet_config_to_d2": "d2_config",
+    "convert_state_dict": "key_map",
+    "load_mmdet_checkpoint": "convert",
+    "convert_mmdet_checkpoint": "convert",
+    "verify_loadable": "convert",
+    "write_outputs": "convert",
+    "load_thing_classes": "convert",
+    "AUTHOR": "convert",
+    "MMDetHead": "heads",
+    "KeyRow": "heads",
+    "MMDET_HEADS": "heads",
+    "mmdet_head": "heads",
+    "mmdet_configs_dir": "heads",
+    "HEAD_KEY_TABLE": "heads",
+    "SUPPORTED_MODEL_TYPES": "heads",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+
 
 __all__ = [
     "MMDetConversionError",
@@ -55,3 +67,7 @@ __all__ = [
     "HEAD_KEY_TABLE",
     "SUPPORTED_MODEL_TYPES",
 ]
+
+
+def __dir__():
+    return sorted(__all__)

@@ -10,7 +10,7 @@ nothing more: it assigns no targets, computes no loss and does no post-processin
   S^2 projected maps).
 * :meth:`mask_probs`: (K, h, w) mask probabilities of only the K requested grid cells of a
   batch, from each head's :meth:`image_mask_probs` (one image; traced as is for ONNX
-  export). This is the lazy projection of design.md: the projections are linear, so projecting
+  export). The projection is lazy: the projections are linear, so projecting
   only the cells that a loss or the post-processing reads gives the same numbers as
   projecting all of them.
 * :meth:`level_mask_size` (each head): (h, w) of level ``l``'s mask predictions.
