@@ -6,8 +6,9 @@ r"""Train and evaluate SOLO-family models with Detectron2, from a yaml config or
     python train_net.py --config-file configs/SOLO_R50_1x.py --num-gpus 8
     python train_net.py --config-file configs/SOLO_R50_1x.py --eval-only train.init_checkpoint=out/model_final.pth
 
-Options after the arguments are KEY VALUE pairs for a yaml config (solo_d2's SOLOTrainer) and
-key=value overrides for a LazyConfig (.py, solo_d2's LazySOLOTrainer; docs/LAZYCONFIG.md).
+Both kinds of config are trained by solo_d2's SOLOTrainer. Options after the arguments are
+KEY VALUE pairs for a yaml config and key=value overrides for a LazyConfig (.py;
+docs/LAZYCONFIG.md).
 MODEL.WEIGHTS (a LazyConfig's train.init_checkpoint) is a file, an http(s) URL or a name
 (solo_d2://SOLOv2_R50_3x, torchvision://resnet50), downloaded once and converted on load
 (docs/MODEL_ZOO.md).
@@ -28,7 +29,7 @@ from detectron2.utils.logger import setup_logger
 from solo_d2.checkpoint import WEIGHTS_ERRORS, SOLOCheckpointer
 from solo_d2.utils.cli import HelpFormatter
 from solo_d2.data.cfg_datasets import DatasetRegistrationError
-from solo_d2.engine import launch, launch_options, load_config, trainer_class
+from solo_d2.engine import SOLOTrainer, launch, launch_options, load_config
 from solo_d2.engine.configs import config_output_dir, config_weights, is_lazy
 from solo_d2.engine.run_summary import log_run_summary, mark_run_start
 
@@ -43,18 +44,17 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
-    trainer_cls = trainer_class(cfg)  # SOLOTrainer (yaml) or LazySOLOTrainer (.py)
     if args.eval_only:
-        model = trainer_cls.build_model(cfg)
+        model = SOLOTrainer.build_model(cfg)
         SOLOCheckpointer(model, save_dir=config_output_dir(cfg)).resume_or_load(
             config_weights(cfg), resume=args.resume
         )
-        res = trainer_cls.test(cfg, model)
+        res = SOLOTrainer.test(cfg, model)
         if comm.is_main_process() and not is_lazy(cfg):
             verify_results(cfg, res)
         trainer = None
     else:
-        trainer = trainer_cls(cfg)
+        trainer = SOLOTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
         res = trainer.train()
     if comm.is_main_process():  # the last line: wall time since the start, speed

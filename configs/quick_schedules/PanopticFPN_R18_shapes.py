@@ -27,4 +27,6 @@ model.combine_overlap_thresh = solo.combine_overlap_thresh
 model.combine_stuff_area_thresh = solo.combine_stuff_area_thresh
 model.combine_instances_score_thresh = solo.combine_instances_score_thresh
 del mask_rcnn, solo
+# MaskRCNN_R18_shapes' batches of 4 (the panoptic SOLOv2 recipe's are 8)
+dataloader.train.total_batch_size = 4
 train.output_dir = "output/quick_schedules/PanopticFPN_R18_shapes"

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import nn
 
-from solo_d2.engine import trainer_class
+from solo_d2.engine import SOLOTrainer
 from solo_d2.engine.configs import AnyConfig, dataset_names
 from solo_d2.evaluation import SOLOCOCOEvaluator
 from solo_d2.export.backends import Backend
@@ -70,7 +70,7 @@ def evaluate_side_by_side(
         if not tests:
             raise BenchmarkError("the config has no test dataset; pass --dataset NAME")
         dataset = tests[0]
-    loader = trainer_class(cfg).build_test_loader(cfg, dataset)
+    loader = SOLOTrainer.build_test_loader(cfg, dataset)
     with tempfile.TemporaryDirectory() as tmp:
         evaluators = {name: SOLOCOCOEvaluator(dataset, output_dir=tmp) for name in models}
         agreement = {name: MaskAgreement(agreement_threshold) for name in models

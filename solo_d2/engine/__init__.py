@@ -1,11 +1,10 @@
-"""Training, evaluation and prediction: SOLOTrainer (yaml) and LazySOLOTrainer (LazyConfig),
+"""Training, evaluation and prediction: SOLOTrainer (yaml configs and LazyConfigs alike),
 SOLOPredictor, panoptic drawing, and one way to load and read either kind of config."""
 from ..evaluation import SOLOCOCOEvaluator
 from ..launch import create_ddp_model, launch
 from .configs import get_solo_cfg, launch_options, load_config
-from .lazy_trainer import LazySOLOTrainer, trainer_class
 from .predictor import SOLOPredictor
-from .trainer import SOLOTrainer
+from .trainer import LazySOLOTrainer, SOLOTrainer, trainer_class
 
 __all__ = [
     "LazySOLOTrainer",

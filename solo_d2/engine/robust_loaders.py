@@ -1,8 +1,7 @@
-"""The data loaders of both trainers (yaml :class:`~solo_d2.engine.SOLOTrainer`, LazyConfig
-:class:`~solo_d2.engine.LazySOLOTrainer`), made for long runs: bad files skipped and counted
-(:mod:`solo_d2.data.bad_files`), a training sampler that a resumed run continues
+"""The data loaders of :class:`~solo_d2.engine.SOLOTrainer`, made for long runs: bad files
+skipped and counted (:mod:`solo_d2.data.bad_files`), a training sampler that a resumed run continues
 (:class:`~solo_d2.data.resumable_sampler.ResumableSampler`), and data workers that ignore the
-preemption signals the training loop catches. Each trainer reads its own kind of config into
+preemption signals the training loop catches. The trainer reads either kind of config into
 the arguments of Detectron2's ``build_detection_{train,test}_loader``; what is done to them is
 here, once."""
 import logging

@@ -1,51 +1,69 @@
-"""``SOLOTrainer``: Detectron2's DefaultTrainer with what SOLO training needs.
+"""``SOLOTrainer``: Detectron2's DefaultTrainer with what SOLO training needs, for a yaml
+config and a LazyConfig alike (what differs between the two is read in
+:mod:`solo_d2.engine.train_settings`; ``LazySOLOTrainer`` is the same class).
 
-* the SOLO mapper (``INPUT.RESIZE_BACKEND``, 16-bit images, errors naming the image),
-* ``SOLVER.OPTIMIZER`` (SGD / AdamW) and ``CLIP_TYPE "full_model"``,
-* COCO evaluation of masks and their boxes (:class:`SOLOCOCOEvaluator`); for PanopticSOLO
-  stuff mIoU, mask AP and PQ, and its mapper (``sem_seg`` targets from panoptic PNGs),
-* ``SOLVER.AMP`` on the CPU as on GPUs (bf16 autocast; ``SOLVER.AMP.PRECISION``),
+* the SOLO mapper (``INPUT.RESIZE_BACKEND``, 16-bit images, errors naming the image), or the
+  LazyConfig's ``dataloader.train`` / ``dataloader.test`` (Detectron2's loaders, wrapped),
+* ``SOLVER.OPTIMIZER`` (SGD / AdamW) and ``CLIP_TYPE "full_model"``, or the LazyConfig's
+  ``optimizer`` and ``train.clip_grad`` (one gradient norm over the whole model, mmdet's),
+* COCO evaluation of masks and their boxes (:class:`~solo_d2.evaluation.SOLOCOCOEvaluator`);
+  for PanopticSOLO stuff mIoU, mask AP and PQ, and its mapper (``sem_seg`` targets from
+  panoptic PNGs); a LazyConfig's ``dataloader.evaluator``,
+* ``SOLVER.AMP`` / ``train.amp`` on the CPU as on GPUs (bf16 autocast; precision "auto",
+  "bfloat16", "float16"),
 * multi-process training on the CPU as on GPUs (DistributedDataParallel without device ids
-  for a CPU model),
-* class counts of every dataset checked against ``MODEL.SOLO.NUM_CLASSES`` (and
-  ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` for PanopticSOLO) before the first iteration,
+  for a CPU model; ``train.ddp``),
+* class counts of every dataset checked against the model's before the first iteration,
 * atomic checkpoints, a clear stop on a failed save, and a resume from the run's own
   checkpoints only (:class:`~solo_d2.checkpoint.SOLOCheckpointer`), where the training sampler
   continues after the images already seen (:class:`~solo_d2.data.resumable_sampler.ResumableSampler`),
-* bad files skipped, counted and limited (``DATALOADER.MAX_BAD_FILES``,
-  :class:`~solo_d2.data.bad_files.BadFilesHook`), and left out of evaluation,
-* preemption signals (``CLUSTER.PREEMPT_SIGNALS``): a checkpoint, then exit status 75, with
-  data workers that ignore them; a checkpoint rank 0 could not write stops every process
-  (:mod:`solo_d2.launch.agreed_stop`),
-* metrics written every ``SOLVER.LOG_PERIOD`` iterations.
+* bad files skipped, counted and limited (``DATALOADER.MAX_BAD_FILES`` /
+  ``dataloader.max_bad_files``, :class:`~solo_d2.data.bad_files.BadFilesHook`), and left out
+  of evaluation,
+* preemption signals (``CLUSTER.PREEMPT_SIGNALS`` / ``train.cluster.preempt_signals``): a
+  checkpoint, then exit status 75, with data workers that ignore them; a checkpoint rank 0
+  could not write stops every process (:mod:`solo_d2.launch.agreed_stop`),
+* metrics written every ``SOLVER.LOG_PERIOD`` / ``train.log_period`` iterations.
 """
 import logging
 import os
 import weakref
+from collections import OrderedDict
 
-from detectron2.config import CfgNode
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
+from detectron2.evaluation import (
+    DatasetEvaluator,
+    inference_on_dataset,
+    print_csv_format,
+    verify_results,
+)
 from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.utils.file_io import PathManager
 from detectron2.utils.logger import setup_logger
+from fvcore.nn.precise_bn import get_bn_modules
 
 from ..checkpoint.checkpointer import SOLOCheckpointer
 from ..data.bad_files import BadFilesHook, DropSkippedSamples, SkippedSamples
-from ..data.cfg_datasets import register_cfg_datasets
 from ..data.class_checks import check_dataset_classes, check_stuff_classes
-from ..data.mapper import SOLODatasetMapper
-from ..data.panoptic_mapper import PanopticDatasetMapper
-from ..evaluation import SOLOCOCOEvaluator
-from ..evaluation.panoptic import build_panoptic_evaluator
 from ..launch import AgreedStopHook, create_ddp_model
-from ..solver import build_solo_optimizer
-from .amp import build_step_trainer
-from .configs import max_bad_files
+from . import train_settings as ts
+from .amp import step_trainer
+from .configs import (
+    AnyConfig,
+    build_solo_model,
+    dataset_names,
+    is_lazy,
+    max_bad_files,
+    register_datasets,
+)
 from .robust_loaders import continue_sampler, inference_loader, train_loader
 
-__all__ = ["SOLOTrainer", "metric_writers"]
+__all__ = ["LazySOLOTrainer", "SOLOTrainer", "metric_writers", "trainer_class"]
+
+# Detectron2's own name: default_setup writes its messages to <output_dir>/log.txt
+logger = logging.getLogger("detectron2")
 
 
 def metric_writers(output_dir: str, max_iter: int, window: int) -> list:
@@ -60,108 +78,173 @@ def metric_writers(output_dir: str, max_iter: int, window: int) -> list:
     ]
 
 
-def _is_panoptic(cfg: CfgNode) -> bool:
-    """Whether the config's model is panoptic: PanopticSOLO (docs/PANOPTIC.md), or
-    Detectron2's PanopticFPN (the baseline), which gives the same inputs and outputs."""
-    return cfg.MODEL.META_ARCHITECTURE in ("PanopticSOLO", "PanopticFPN")
+def _check_classes(cfg: AnyConfig, names, model, load: bool) -> None:
+    """The datasets ``names`` against the model's class counts (:func:`ts.class_counts`);
+    ``load``: the datasets were not loaded yet (their class names come with loading)."""
+    for kind, count, key in ts.class_counts(cfg, model):
+        check = check_dataset_classes if kind == "things" else check_stuff_classes
+        check(names, count, load=load, key=key)
 
 
 class SOLOTrainer(DefaultTrainer):
-    """DefaultTrainer for SOLO-family models (see the module docstring). Used as
-    Detectron2's: ``trainer = SOLOTrainer(cfg); trainer.resume_or_load(resume); trainer.train()``.
-    """
+    """DefaultTrainer for SOLO-family models and either kind of config (see the module
+    docstring). Used as Detectron2's: ``trainer = SOLOTrainer(cfg);
+    trainer.resume_or_load(resume); trainer.train()``."""
 
-    def __init__(self, cfg: CfgNode):
-        # DefaultTrainer.__init__, with a DDP wrapper that accepts CPU models and our
-        # checkpointer; the order of construction is Detectron2's.
+    def __init__(self, cfg: AnyConfig):
+        # DefaultTrainer.__init__'s order of construction, with a DDP wrapper that accepts
+        # CPU models, autocast on the CPU, and our checkpointer
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
-        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        register_datasets(cfg)
+        cfg = ts.prepared(cfg, comm.get_world_size())
+        self.settings = s = ts.train_settings(cfg)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
+        _check_classes(cfg, dataset_names(cfg, "train"), model, load=False)  # loaded above
         # Test sets are loaded only to evaluate, after training: check their classes now.
-        check_dataset_classes(cfg.DATASETS.TEST, cfg.MODEL.SOLO.NUM_CLASSES, load=True)
-        if _is_panoptic(cfg):
-            check_stuff_classes(cfg.DATASETS.TEST, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, load=True)
-        model = create_ddp_model(model, broadcast_buffers=False)
-        self._trainer = build_step_trainer(cfg, model, data_loader, optimizer)
+        _check_classes(cfg, dataset_names(cfg, "test"), model, load=True)
+        model = create_ddp_model(model, **s.ddp)
+        if s.amp_dtype is not None:
+            logger.info(f"Training under {s.amp_dtype} autocast on {s.device_type} ({s.amp_key})")
+        self._trainer = step_trainer(model, data_loader, optimizer, s.device_type, s.amp_dtype)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = SOLOCheckpointer(model, cfg.OUTPUT_DIR, defer_write_errors=True,
+        self.checkpointer = SOLOCheckpointer(model, s.output_dir, defer_write_errors=True,
                                              trainer=weakref.proxy(self))
         self.start_iter = 0
-        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.max_iter = s.max_iter
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
-    def resume_or_load(self, resume: bool = True) -> None:
-        """Detectron2's; a resumed run's training sampler skips the images each process has
-        already seen (``start_iter`` x images per process)."""
-        super().resume_or_load(resume=resume)
-        continue_sampler(self._trainer.data_loader, self.start_iter,
-                         self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())
+    # -------------------------------------------------------------- components
+    @classmethod
+    def build_model(cls, cfg: AnyConfig):
+        """Detectron2's ``build_model`` / ``instantiate(cfg.model)``, on the config's device."""
+        model = build_solo_model(cfg)
+        logger.info(f"Model:\n{model}")
+        return model
 
-    def build_hooks(self):
-        """Detectron2's hooks, the metric writers running every ``SOLVER.LOG_PERIOD``, the
-        bad-file count before the writers, and the agreed stop (preemption, failed
+    @classmethod
+    def build_optimizer(cls, cfg: AnyConfig, model):
+        return ts.build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg: AnyConfig, optimizer):
+        return ts.build_scheduler(cfg, optimizer)
+
+    @classmethod
+    def build_train_loader(cls, cfg: AnyConfig) -> SkippedSamples:
+        """Detectron2's training loader (its datasets, sampler and batching from ``cfg``) with
+        the mapper skipping bad samples, a resumable sampler, and the skip records taken off
+        the samples (:func:`~solo_d2.engine.robust_loaders.train_loader`)."""
+        register_datasets(cfg)
+        return train_loader(ts.train_loader_arguments(cfg), max_bad_files(cfg),
+                            ts.train_settings(cfg).preempt_signals)
+
+    @classmethod
+    def build_test_loader(cls, cfg: AnyConfig, dataset_name: str) -> DropSkippedSamples:
+        """Detectron2's test loader; images that cannot be read are skipped (logged; the
+        evaluator leaves them out and reports them)."""
+        register_datasets(cfg)
+        args = ts.inference_loader_arguments(cfg, dataset_name)
+        return inference_loader(build_detection_test_loader, args.pop("mapper"),
+                                ts.train_settings(cfg).preempt_signals, **args)
+
+    @classmethod
+    def build_evaluator(cls, cfg: AnyConfig, dataset_name: str, output_folder=None):
+        return ts.build_evaluator(cfg, dataset_name, output_folder)
+
+    def build_writers(self) -> list:
+        """:func:`metric_writers` every ``SOLVER.LOG_PERIOD`` / ``train.log_period``."""
+        return metric_writers(self.settings.output_dir, self.max_iter, self.settings.log_period)
+
+    def build_hooks(self) -> list:
+        """Detectron2's hooks (iteration timer, lr schedule, precise BN where a yaml config
+        asks, periodic checkpoints, evaluation, metric writers) with the writers every log
+        period, the bad-file count before them, and the agreed stop (preemption, failed
         checkpoint write) last."""
-        ret = super().build_hooks()
-        writer_at = len(ret)
-        for i, hook in enumerate(ret):
-            if isinstance(hook, hooks.PeriodicWriter):
-                # Detectron2 writes every 20 iterations; a new hook would open the writers
-                # twice (tests/engine/test_detectron2_names.py guards this private name)
-                hook._period = self.cfg.SOLVER.LOG_PERIOD
-                writer_at = min(writer_at, i)
+        s = self.settings
+        ret = [hooks.IterationTimer(), hooks.LRScheduler()]
+        if not is_lazy(self.cfg) and self.cfg.TEST.PRECISE_BN.ENABLED \
+                and get_bn_modules(self.model):
+            cfg = self.cfg.clone()
+            cfg.defrost()
+            cfg.DATALOADER.NUM_WORKERS = 0  # as Detectron2: save memory and time
+            ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model,
+                                       self.build_train_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER))
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, s.checkpoint_period,
+                                                  max_to_keep=s.max_to_keep))
+
+        def evaluate_and_keep_results():
+            self._last_eval_results = self.test(self.cfg, self.model)
+            return self._last_eval_results
+
+        ret.append(hooks.EvalHook(s.eval_period, evaluate_and_keep_results))
         loader = self._trainer.data_loader
-        if isinstance(loader, SkippedSamples):
-            ret.insert(writer_at, BadFilesHook(loader, *loader.bad_file_limit))
-        ret.append(AgreedStopHook(self.checkpointer, self.cfg.CLUSTER.PREEMPT_SIGNALS))
+        if isinstance(loader, SkippedSamples):  # counted before the writers write
+            ret.append(BadFilesHook(loader, *loader.bad_file_limit))
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicWriter(self.build_writers(), period=s.log_period))
+        # last: the state it saves is the state after the iteration
+        ret.append(AgreedStopHook(self.checkpointer, s.preempt_signals))
         return ret
 
-    def build_writers(self):
-        """:func:`metric_writers` every ``SOLVER.LOG_PERIOD`` iterations."""
-        return metric_writers(self.cfg.OUTPUT_DIR, self.max_iter, self.cfg.SOLVER.LOG_PERIOD)
+    # -------------------------------------------------------------- training
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Resume from the last complete checkpoint in the output folder (with ``resume``),
+        else load the config's weights; the training sampler skips the images each process
+        has already seen (``start_iter`` x images per process)."""
+        self.checkpointer.resume_or_load(self.settings.weights, resume=resume)
+        if resume and self.checkpointer.has_checkpoint():
+            # the checkpoint stores the iteration that just finished
+            self.start_iter = self.iter + 1
+        continue_sampler(self._trainer.data_loader, self.start_iter,
+                         self.settings.total_batch_size // comm.get_world_size())
 
-    @classmethod
-    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder=None):
-        """COCO mask and box AP; for a PanopticSOLO model, what Detectron2's train_net
-        builds for Panoptic FPN (stuff mIoU, mask AP, PQ: :mod:`.panoptic_evaluation`)."""
-        if output_folder is None:
-            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
-        if _is_panoptic(cfg):
-            return build_panoptic_evaluator(dataset_name, output_folder)
-        return SOLOCOCOEvaluator(dataset_name, output_dir=output_folder)
+    def train(self):
+        """Train from ``start_iter`` to ``max_iter``; a yaml config's
+        ``TEST.EXPECTED_RESULTS`` are verified as Detectron2 does."""
+        TrainerBase.train(self, self.start_iter, self.max_iter)
+        if not is_lazy(self.cfg) and len(self.cfg.TEST.EXPECTED_RESULTS) \
+                and comm.is_main_process():
+            verify_results(self.cfg, self._last_eval_results)
+            return self._last_eval_results
+        return None
 
+    # -------------------------------------------------------------- evaluation
     @classmethod
-    def build_optimizer(cls, cfg: CfgNode, model):
-        return build_solo_optimizer(cfg, model)
+    def test(cls, cfg: AnyConfig, model, evaluators=None):
+        """Evaluate ``model`` on every test dataset (``DATASETS.TEST`` /
+        ``dataloader.test.dataset.names``): {name: results}, or the results alone for one
+        dataset, as DefaultTrainer.test; ``evaluators``, when given, one per dataset."""
+        cfg = ts.prepared(cfg, comm.get_world_size()) if is_lazy(cfg) else cfg
+        names = dataset_names(cfg, "test")
+        if isinstance(evaluators, DatasetEvaluator):
+            evaluators = [evaluators]
+        if evaluators is not None and len(evaluators) != len(names):
+            raise ValueError(f"{len(evaluators)} evaluators for {len(names)} test datasets")
+        results = OrderedDict()
+        for i, name in enumerate(names):
+            loader = cls.build_test_loader(cfg, name)
+            _check_classes(cfg, [name], model, load=False)
+            evaluator = evaluators[i] if evaluators is not None \
+                else cls.build_evaluator(cfg, name)
+            results[name] = inference_on_dataset(model, loader, evaluator)
+            if comm.is_main_process():
+                logger.info(f"Evaluation results for {name} in csv format:")
+                print_csv_format(results[name])
+        if len(results) == 1:
+            return list(results.values())[0]
+        return results
 
-    @classmethod
-    def build_train_loader(cls, cfg: CfgNode) -> SkippedSamples:
-        """Detectron2's training loader (its datasets, sampler and batching from ``cfg``) with
-        the SOLO mapper skipping bad samples, a resumable sampler, and the skip records taken
-        off the samples (:func:`~solo_d2.engine.robust_loaders.train_loader`)."""
-        register_cfg_datasets(cfg)
-        # Detectron2's own choice of dataset and sampler from cfg (the from_config of its
-        # @configurable loader), to wrap them
-        mapper = (PanopticDatasetMapper if _is_panoptic(cfg) else SOLODatasetMapper)(cfg, True)
-        args = build_detection_train_loader.from_config(cfg, mapper=mapper)
-        loader = train_loader(args, max_bad_files(cfg), cfg.CLUSTER.PREEMPT_SIGNALS)
-        # Loading the datasets (above) gave every registered COCO json its class names.
-        check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
-        if _is_panoptic(cfg):
-            check_stuff_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
-        return loader
 
-    @classmethod
-    def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> DropSkippedSamples:
-        """Detectron2's test loader with the SOLO mapper; images that cannot be read are
-        skipped (logged; the evaluator leaves them out and reports them)."""
-        register_cfg_datasets(cfg)
-        loader = inference_loader(build_detection_test_loader, SOLODatasetMapper(cfg, False),
-                                  cfg.CLUSTER.PREEMPT_SIGNALS, cfg=cfg,
-                                  dataset_name=dataset_name)
-        check_dataset_classes([dataset_name], cfg.MODEL.SOLO.NUM_CLASSES)
-        return loader
+#: the LazyConfig trainer of earlier versions: the same class
+LazySOLOTrainer = SOLOTrainer
+
+
+def trainer_class(cfg: AnyConfig) -> type:
+    """The trainer of either kind of config: :class:`SOLOTrainer`."""
+    return SOLOTrainer

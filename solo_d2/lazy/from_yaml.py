@@ -176,7 +176,7 @@ def _optimizer(cfg: CfgNode) -> DictConfig:
         return L(torch.optim.SGD)(params=params, lr=s.BASE_LR, momentum=s.MOMENTUM,
                                   nesterov=s.NESTEROV, weight_decay=s.WEIGHT_DECAY, foreach=True)
     return L(torch.optim.AdamW)(params=params, lr=s.BASE_LR, betas=list(s.ADAMW_BETAS),
-                                weight_decay=s.WEIGHT_DECAY)
+                                weight_decay=s.WEIGHT_DECAY, fused=True)
 
 
 def _lr_multiplier(cfg: CfgNode) -> DictConfig:
