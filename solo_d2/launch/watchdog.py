@@ -2,11 +2,14 @@
 others waiting on their next collective for the process group's timeout (30 minutes).
 
 Every process runs a :class:`PeerWatchdog` thread that, every ``period`` seconds, adds 1 to
-its own counter in the run's rendezvous store (torch.distributed's TCPStore) and reads the
-others' counters. A process whose counter has not moved for ``timeout`` seconds of this
-process's clock (no clocks are compared across machines) is dead, killed, or its machine is
-gone; so is every process when the store itself (run by rank 0, or by torchrun's agent)
-cannot be reached. The watchdog then logs which rank, and ends this process with
+its own counter in the run's rendezvous store (torch.distributed's TCPStore). Rank 0 reads
+every counter; a process whose counter has not moved for ``timeout`` seconds of rank 0's
+clock (no clocks are compared across machines) is dead, killed, or its machine is gone, and
+rank 0 writes that verdict into the store. Every other rank reads two keys: rank 0's counter
+(rank 0 silent for ``timeout`` seconds is its own verdict) and the verdict. So the store
+serves O(world size) reads per period, not one per pair of processes. When the store itself
+(run by rank 0, or by torchrun's agent) cannot be reached, every process is on its own. The
+watchdog then logs which rank, and ends this process with
 :data:`~solo_d2.launch.exit_status.EXIT_PEER_LOST`. The thread beats while the main thread works
 (training, a long evaluation on rank 0), so a busy process is never taken for dead.
 
@@ -14,6 +17,7 @@ When a collective fails at once (GLOO reports a peer's closed connection within 
 the launch asks :meth:`PeerWatchdog.find_dead` which rank it was: counters are watched for a
 few periods, and the ranks whose counters stand still are named.
 """
+import json
 import logging
 import os
 import socket
@@ -21,7 +25,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch.distributed as dist
 
@@ -86,6 +90,8 @@ class PeerWatchdog:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._keys = [f"beat/{r}" for r in range(world_size)]
+        # rank 0 watches everyone and publishes the verdict; the others watch rank 0
+        self.watched = list(range(world_size)) if rank == 0 else [0]
         self._seen: Dict[int, int] = {}
         self._changed: Dict[int, float] = {}
         self._hosts: Dict[int, str] = {}
@@ -117,25 +123,43 @@ class PeerWatchdog:
         with self._lock:
             self._store.add(self._keys[self.rank], 1)
 
-    def _read(self) -> Dict[int, int]:
-        """Counters of the processes that have beaten at least once (one request once all
-        have)."""
+    def _read(self, ranks: Optional[List[int]] = None) -> Dict[int, int]:
+        """Counters of ``ranks`` (default: the watched ones) that have beaten at least once
+        (one request once all have)."""
+        ranks = self.watched if ranks is None else ranks
         with self._lock:
-            if len(self._present) < self.world_size:
-                self._present = [r for r in range(self.world_size)
-                                 if r in self._present or self._store.check([self._keys[r]])]
-            values = self._store.multi_get([self._keys[r] for r in self._present])
-            return {r: int(v) for r, v in zip(self._present, values)}
+            if any(r not in self._present for r in ranks):
+                self._present = [r for r in range(self.world_size) if r in self._present
+                                 or (r in ranks and self._store.check([self._keys[r]]))]
+            present = [r for r in ranks if r in self._present]
+            values = self._store.multi_get([self._keys[r] for r in present]) if present else []
+            return {r: int(v) for r, v in zip(present, values)}
 
-    def _observe(self, now: float) -> List[int]:
-        """Update the last-change times; ranks silent for ``timeout`` seconds."""
+    def _verdict(self) -> Optional[Dict]:
+        """Rank 0's verdict, once it wrote one: {"ranks": [...], "silent": seconds}."""
+        with self._lock:
+            if not self._store.check(["verdict"]):
+                return None
+            return json.loads(self._store.get("verdict"))
+
+    def _observe(self, now: float) -> Tuple[List[int], float]:
+        """Update the last-change times of the watched ranks: the ranks found dead (by this
+        process, or by rank 0's verdict) and for how long they were silent."""
         counters = self._read()
-        for r in range(self.world_size):
+        for r in self.watched:
             value = counters.get(r, 0)
             if r not in self._changed or value != self._seen.get(r):
                 self._seen[r], self._changed[r] = value, now
-        return [r for r in range(self.world_size)
+        dead = [r for r in self.watched
                 if r != self.rank and now - self._changed[r] > self.timeout]
+        if dead and self.rank == 0:  # the verdict for every other process
+            with self._lock:
+                self._store.set("verdict", json.dumps({"ranks": dead, "silent": self.timeout}))
+        if not dead and self.rank != 0:
+            verdict = self._verdict()
+            if verdict is not None:
+                return verdict["ranks"], verdict["silent"]
+        return dead, self.timeout
 
     def _host(self, rank: int) -> str:
         if rank not in self._hosts:
@@ -164,13 +188,16 @@ class PeerWatchdog:
         while not self._stop.wait(self.period):
             try:
                 self._beat()
-                dead = self._observe(time.monotonic())
+                dead, silent = self._observe(time.monotonic())
             except Exception as e:  # the store is gone with its host
                 if not self._stop.wait(min(self.period, 2.0)):  # unless we are leaving too
                     self._on_dead(self._store_lost(e))
                 return
             if dead and not self._stop.is_set():
-                self._on_dead(self.describe(dead, self.timeout))
+                if self.rank == 0 and len(dead) < self.world_size - 1:
+                    # the store may go with rank 0: let the live others read the verdict
+                    self._stop.wait(self.period)
+                self._on_dead(self.describe(dead, silent))
                 return
 
     # -- asked by the launch when a collective failed ----------------------------------
@@ -178,10 +205,11 @@ class PeerWatchdog:
         """Watch the counters for ``window`` seconds (default: 3 periods) and describe the
         ranks whose counters did not move, or the lost store; ``None`` when all are alive."""
         window = 3 * self.period if window is None else window
+        everyone = list(range(self.world_size))
         try:
-            start = self._read()
+            start = self._read(everyone)
             time.sleep(window)
-            end = self._read()
+            end = self._read(everyone)
         except Exception as e:
             return self._store_lost(e)
         still = [r for r in range(self.world_size)

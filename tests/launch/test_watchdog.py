@@ -57,6 +57,35 @@ def test_a_silent_process_is_named_within_the_timeout_and_live_ones_never():
         w1.stop()
 
 
+def test_rank_0_watches_everyone_and_tells_the_others():
+    # three processes: rank 0 reads every counter, ranks 1 and 2 read only rank 0's and the
+    # verdict (reads per period grow with the world size, not with its square)
+    port = free_port()
+    stores = [dist.TCPStore("127.0.0.1", port, 3 if r == 0 else None, is_master=r == 0,
+                            timeout=timedelta(seconds=10), wait_for_workers=False)
+              for r in range(3)]
+    verdicts = [_Verdicts() for _ in range(3)]
+    dogs = [PeerWatchdog(stores[r], r, 3, period=0.1, timeout=1.0, on_dead=verdicts[r]).start()
+            for r in range(3)]
+    try:
+        assert [d.watched for d in dogs] == [[0, 1, 2], [0], [0]]
+        time.sleep(1.5)
+        assert all(v.messages == [] for v in verdicts)
+        stopped = time.monotonic()
+        dogs[2].stop()  # rank 2 falls silent
+        assert verdicts[1].event.wait(5.0), "rank 1 was not told of rank 2's silence"
+        # rank 0's verdict (as in the two-process test), read by rank 1 a period later
+        took = verdicts[1].times[0] - stopped
+        assert 1.0 - 0.1 - 0.05 <= took <= 1.0 + 3 * 0.1 + 0.3, took
+        assert verdicts[1].messages[0].startswith("rank 2 (host ")
+        assert "Rank 1 stops now" in verdicts[1].messages[0]
+        assert verdicts[0].event.wait(5.0)  # rank 0 waits a period for the others to read
+        assert verdicts[0].messages[0].startswith("rank 2 (host ")
+    finally:
+        for d in dogs:
+            d.stop()
+
+
 def test_losing_the_store_with_rank_0_is_noticed():
     port = free_port()
     # the store's server in another process, as rank 0 keeps it
