@@ -7,29 +7,35 @@ an iteration ("DataLoader worker ... is killed by signal: Terminated", measured 
 any checkpoint. So:
 
 * :class:`PreemptionSignals` installs handlers that only note the signals (the training loop
-  looks at them after each iteration);
-* the data workers of a loader passed through :func:`spare_workers` ignore them *while
-  their training process catches them*: they start with them ignored (the parent ignores them
-  for the instant of the start; the child inherits that, with fork and through exec with
-  spawn), then their ``worker_init_fn`` installs a handler (torch's worker installs its own
-  for SIGTERM) that ignores the signal when the parent catches it (Linux:
-  ``/proc/<parent>/status``, ``SigCgt``) and otherwise ends the worker as torch's does - so
-  that the parent can still stop its workers with SIGTERM when it exits.
-
-A signal that reaches the training process in the instant its workers start is lost; the
-workers of the training loader start once, at the first iteration.
+  looks at them after each iteration), and says so in a flag in shared memory that the
+  workers read;
+* the workers of a loader passed through :func:`spare_workers` are started with those signals
+  blocked (the training process blocks them while its loader starts them; a child inherits
+  the signal mask, with fork and through exec with spawn; a signal to the training process
+  in that instant waits, it is not lost). Their ``worker_init_fn`` installs a handler (torch's
+  worker installs its own for SIGTERM) and unblocks them: the handler ignores a signal while
+  the flag says the training process catches it, and otherwise ends the worker as torch's
+  does, so that the training process can still stop its workers with SIGTERM when it exits.
 """
+import contextlib
 import multiprocessing
-import multiprocessing.context as mp_context
 import os
 import signal
 import threading
-from typing import Any, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 __all__ = ["PreemptionSignals", "parse_signals", "spare_workers"]
 
-#: signals that data workers started through spare_workers' contexts ignore
-_worker_signals: List[signal.Signals] = []
+# 1 while this process catches preemption signals; in shared memory, read by the data workers
+# (created on first use, before any worker that reads it starts)
+_catching: Optional[Any] = None
+
+
+def _catching_flag():
+    global _catching
+    if _catching is None:
+        _catching = multiprocessing.RawValue("b", 0)
+    return _catching
 
 
 def parse_signals(names: Sequence[str]) -> List[signal.Signals]:
@@ -66,6 +72,7 @@ class PreemptionSignals:
         if not self.signals or threading.current_thread() is not threading.main_thread():
             return False
         self._previous = {s: signal.signal(s, self._note) for s in self.signals}
+        _catching_flag().value = 1
         return True
 
     def release(self, ignore_further: bool = False) -> None:
@@ -77,96 +84,93 @@ class PreemptionSignals:
         for s, handler in self._previous.items():
             signal.signal(s, signal.SIG_IGN if ignore_further else handler)
         self._previous = {}
+        _catching_flag().value = 0
 
 
-def _starting_ignored(start):
-    def wrapped(self) -> None:
-        if not _worker_signals or threading.current_thread() is not threading.main_thread():
-            return start(self)
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in _worker_signals}
-        try:
-            return start(self)
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-    return wrapped
-
-
-# Module-level classes: a spawned child unpickles its Process object by class name.
-class _ForkProcess(mp_context.ForkProcess):
-    start = _starting_ignored(mp_context.ForkProcess.start)
-
-
-class _SpawnProcess(mp_context.SpawnProcess):
-    start = _starting_ignored(mp_context.SpawnProcess.start)
-
-
-class _ForkServerProcess(mp_context.ForkServerProcess):
-    start = _starting_ignored(mp_context.ForkServerProcess.start)
-
-
-class _ForkContext(mp_context.ForkContext):
-    Process = _ForkProcess
-
-
-class _SpawnContext(mp_context.SpawnContext):
-    Process = _SpawnProcess
-
-
-class _ForkServerContext(mp_context.ForkServerContext):
-    Process = _ForkServerProcess
-
-
-_CONTEXTS = {"fork": _ForkContext, "spawn": _SpawnContext, "forkserver": _ForkServerContext}
-
-
-def _parent_catches(signum: int) -> bool:
-    """Whether this process's parent has a handler for ``signum`` (Linux /proc; False when it
-    cannot be read)."""
+@contextlib.contextmanager
+def _blocked(signals: Sequence[int]) -> Iterator[None]:
+    """Block ``signals`` in this thread (the children it starts inherit the mask)."""
+    if not signals or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
-        with open(f"/proc/{os.getppid()}/status") as f:
-            caught = next(line for line in f if line.startswith("SigCgt:"))
-        return bool(int(caught.split()[1], 16) >> (signum - 1) & 1)
-    except (OSError, StopIteration, ValueError, IndexError):
-        return False
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _in_worker(signum: int, frame) -> None:
-    if _parent_catches(signum):
-        return  # the training process stops after its iteration; keep loading until then
-    os._exit(0)  # as torch's worker on its parent's SIGTERM: quietly
+class _InWorker:
+    """The workers' handler: ignore the signal while the training process catches it (it
+    stops after its iteration; keep loading until then), else end quietly, as torch's worker
+    on its parent's SIGTERM."""
+
+    def __init__(self, catching):
+        self.catching = catching
+
+    def __call__(self, signum: int, frame) -> None:
+        if not self.catching.value:
+            os._exit(0)
 
 
 class _SpareThenInit:
     """A DataLoader ``worker_init_fn``: handle ``signals`` in the worker (see the module
-    docstring), then call ``init`` (Detectron2's seeding). Picklable, for spawned workers."""
+    docstring) and unblock them, then call ``init`` (Detectron2's seeding). Picklable, for
+    spawned workers (the flag travels as shared memory)."""
 
-    def __init__(self, signals: Sequence[int], init: Optional[Any]):
+    def __init__(self, signals: Sequence[int], init: Optional[Any], catching):
         self.signals = [int(s) for s in signals]
         self.init = init
+        self.catching = catching
 
     def __call__(self, worker_id: int) -> None:
+        handler = _InWorker(self.catching)
         for s in self.signals:
-            signal.signal(s, _in_worker)
+            signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self.signals)
         if self.init is not None:
             self.init(worker_id)
 
 
+class _StartsWorkersBlocked:
+    """``loader`` whose iteration starts its workers with the signals blocked: the first
+    batch is taken with them blocked (torch's loader starts its workers on ``iter``,
+    Detectron2's grouped one on the first ``next``). Length and attributes are the loader's."""
+
+    def __init__(self, loader: Any, signals: Sequence[int]):
+        self.loader, self.signals = loader, list(signals)
+
+    def __iter__(self) -> Iterator[Any]:
+        with _blocked(self.signals):
+            it = iter(self.loader)
+            first = next(it, _END)
+        if first is _END:
+            return
+        yield first
+        yield from it
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "loader":  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+
+_END = object()
+
+
 def spare_workers(loader: Any, names: Sequence[str]) -> Any:
-    """Make the worker processes of ``loader`` (a torch DataLoader, or Detectron2's
-    AspectRatioGroupedDataset around one) ignore the signals ``names`` while their parent
-    catches them (see the module docstring); returns ``loader``. Nothing changes for a loader
-    without workers."""
+    """The loader ``loader`` (a torch DataLoader, or Detectron2's AspectRatioGroupedDataset
+    around one) whose worker processes ignore the signals ``names`` while the training
+    process catches them (see the module docstring). A loader without workers is returned as
+    it is."""
     signals = parse_signals(names)
     inner: Optional[Any] = loader
     while inner is not None and not hasattr(inner, "multiprocessing_context"):
         inner = getattr(inner, "dataset", None)
     if not signals or inner is None or getattr(inner, "num_workers", 0) <= 0:
         return loader
-    _worker_signals[:] = sorted(set(_worker_signals) | set(signals))
-    current = inner.multiprocessing_context or multiprocessing.get_context()
-    context = _CONTEXTS.get(current.get_start_method())
-    if context is not None and not isinstance(current, tuple(_CONTEXTS.values())):
-        inner.multiprocessing_context = context()
-    inner.worker_init_fn = _SpareThenInit(signals, inner.worker_init_fn)
-    return loader
+    inner.worker_init_fn = _SpareThenInit(signals, inner.worker_init_fn, _catching_flag())
+    return _StartsWorkersBlocked(loader, signals)
