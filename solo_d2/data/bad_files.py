@@ -26,7 +26,7 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 
 from ..launch.exit_status import EXIT_BAD_FILES, RunStopped
-from ..utils.comm import all_gather_objects, sum_over_processes
+from ..utils.comm import StepVote, all_gather_objects
 from .image_io import ImageReadError
 
 __all__ = [
@@ -235,20 +235,30 @@ class BadFilesHook(HookBase):
         limit: distinct bad files tolerated (``None``: no limit;
             :func:`~solo_d2.data.bad_files.bad_file_limit` reads ``DATALOADER.MAX_BAD_FILES``).
         limit_text: the limit as the error message states it.
+        vote: the step's all-reduce shared with the other hooks that agree every step (the
+            trainer's :class:`~solo_d2.utils.comm.StepVote`); by default its own.
 
     Place it before the metric writers, so that an iteration's counts are written with it.
     """
 
-    def __init__(self, loader: SkippedSamples, limit: Optional[int], limit_text: str = "the limit"):
+    def __init__(self, loader: SkippedSamples, limit: Optional[int],
+                 limit_text: str = "the limit", vote: Optional[StepVote] = None):
         self.loader = loader
         self.limit = limit
         self.limit_text = limit_text
         self.bad_files: Dict[str, str] = {}
         self.skipped = 0
+        self._records: List[Record] = []
+        self.vote = vote or StepVote()
+        self.vote.provide("bad_files", self._take)
+
+    def _take(self) -> int:
+        self._records = self.loader.take()
+        return len(self._records)
 
     def after_step(self) -> None:
-        records = self.loader.take()
-        (new,) = sum_over_processes(len(records))
+        new = self.vote.totals(self.trainer.iter)["bad_files"]
+        records, self._records = self._records, []
         if new:
             for rank, theirs in enumerate(all_gather_objects(records)):
                 for name, reason in theirs:

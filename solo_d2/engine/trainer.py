@@ -48,6 +48,7 @@ from ..checkpoint.checkpointer import SOLOCheckpointer
 from ..data.bad_files import BadFilesHook, DropSkippedSamples, SkippedSamples
 from ..data.class_checks import check_dataset_classes, check_stuff_classes
 from ..launch import AgreedStopHook, create_ddp_model
+from ..utils.comm import StepVote
 from . import train_settings as ts
 from .amp import step_trainer
 from .configs import (
@@ -183,13 +184,14 @@ class SOLOTrainer(DefaultTrainer):
             return self._last_eval_results
 
         ret.append(hooks.EvalHook(s.eval_period, evaluate_and_keep_results))
+        vote = StepVote()  # one all-reduce per step for the bad files and the agreed stop
         loader = self._trainer.data_loader
         if isinstance(loader, SkippedSamples):  # counted before the writers write
-            ret.append(BadFilesHook(loader, *loader.bad_file_limit))
+            ret.append(BadFilesHook(loader, *loader.bad_file_limit, vote=vote))
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=s.log_period))
         # last: the state it saves is the state after the iteration
-        ret.append(AgreedStopHook(self.checkpointer, s.preempt_signals))
+        ret.append(AgreedStopHook(self.checkpointer, s.preempt_signals, vote=vote))
         return ret
 
     # -------------------------------------------------------------- training

@@ -18,13 +18,13 @@ ignored; the write is atomic, so even a SIGKILL then leaves the previous checkpo
 """
 import logging
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from detectron2.engine import HookBase
 
 from .exit_status import CheckpointWriteError
 from ..config import CLUSTER_DEFAULTS
-from ..utils.comm import max_over_processes
+from ..utils.comm import StepVote, max_over_processes
 from .exit_status import EXIT_PREEMPTED, TrainingPreempted
 from .preemption_signals import PreemptionSignals, parse_signals
 
@@ -42,6 +42,8 @@ class AgreedStopHook(HookBase):
             ``defer_write_errors=True``; ``save`` is called on every process (rank 0 writes).
         signals: names of the signals that mean preemption (empty: signals keep their
             default action).
+        vote: the step's all-reduce shared with the other hooks that agree every step (the
+            trainer's :class:`~solo_d2.utils.comm.StepVote`); by default its own.
 
     Place it after the LR scheduler and checkpoint hooks, so that the state it saves is the
     state after the iteration. The signals are caught during the training loop (main thread
@@ -51,10 +53,14 @@ class AgreedStopHook(HookBase):
     """
 
     def __init__(self, checkpointer,
-                 signals: Sequence[str] = CLUSTER_DEFAULTS["preempt_signals"]):
+                 signals: Sequence[str] = CLUSTER_DEFAULTS["preempt_signals"],
+                 vote: Optional[StepVote] = None):
         self.checkpointer = checkpointer
         self.catcher = PreemptionSignals(signals)
         self._reported = 0
+        self.vote = vote or StepVote()
+        self.vote.provide("signalled", lambda: bool(self.received))
+        self.vote.provide("write_failed", lambda: bool(self.checkpointer.write_error))
 
     @property
     def received(self):
@@ -87,8 +93,8 @@ class AgreedStopHook(HookBase):
     def after_step(self) -> None:
         iteration = self.trainer.iter
         self._report_signals(f"during iteration {iteration}")
-        signalled, failed = max_over_processes(bool(self.received),
-                                               bool(self.checkpointer.write_error))
+        totals = self.vote.totals(iteration)
+        signalled, failed = totals["signalled"], totals["write_failed"]
         if failed:
             self._raise_write_error()
         if not signalled:
