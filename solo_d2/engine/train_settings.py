@@ -33,7 +33,6 @@ __all__ = [
     "build_scheduler",
     "class_counts",
     "inference_loader_arguments",
-    "model_num_classes",
     "prepared",
     "train_loader_arguments",
     "train_settings",
@@ -177,18 +176,7 @@ def build_evaluator(cfg: AnyConfig, dataset_name: str, output_folder: Optional[s
     return instantiate(evaluator)
 
 
-def model_num_classes(model: nn.Module) -> Optional[int]:
-    """The class count a model predicts: SOLO's ``num_classes``, Mask R-CNN's
-    ``roi_heads.num_classes``; None for a model that says neither."""
-    model = getattr(model, "module", model)  # DistributedDataParallel
-    for owner in (model, getattr(model, "roi_heads", None)):
-        n = getattr(owner, "num_classes", None)
-        if isinstance(n, int):
-            return n
-    return None
-
-
-def class_counts(cfg: AnyConfig, model: nn.Module) -> List[Tuple[str, int, str]]:
+def class_counts(cfg: AnyConfig) -> List[Tuple[str, int, str]]:
     """What the datasets' classes are checked against: ``[(kind, count, key)]`` with kind
     "things" (SOLO's or Mask R-CNN's classes) and, for a panoptic model, "stuff" (stuff + 1,
     as Detectron2 counts them); ``key`` names the setting in messages."""
@@ -199,10 +187,9 @@ def class_counts(cfg: AnyConfig, model: nn.Module) -> List[Tuple[str, int, str]]
                         "MODEL.SEM_SEG_HEAD.NUM_CLASSES"))
         return out
     out = []
-    n = model_num_classes(model)
-    if n is not None:
-        out.append(("things", n, "model.num_classes"))
-    stuff = getattr(getattr(model, "module", model), "num_sem_seg_classes", None)
-    if stuff is not None:  # PanopticSOLO
-        out.append(("stuff", stuff, "model.sem_seg_head.num_classes"))
+    for kind, key in (("things", "model.num_classes"), ("things", "model.roi_heads.num_classes"),
+                      ("stuff", "model.sem_seg_head.num_classes")):
+        count = OmegaConf.select(cfg, key, default=None)
+        if isinstance(count, int) and not any(k == kind for k, _, _ in out):
+            out.append((kind, count, key))
     return out

@@ -79,10 +79,10 @@ def metric_writers(output_dir: str, max_iter: int, window: int) -> list:
     ]
 
 
-def _check_classes(cfg: AnyConfig, names, model, load: bool) -> None:
-    """The datasets ``names`` against the model's class counts (:func:`ts.class_counts`);
+def _check_classes(cfg: AnyConfig, names, load: bool) -> None:
+    """The datasets ``names`` against the config's class counts (:func:`ts.class_counts`);
     ``load``: the datasets were not loaded yet (their class names come with loading)."""
-    for kind, count, key in ts.class_counts(cfg, model):
+    for kind, count, key in ts.class_counts(cfg):
         check = check_dataset_classes if kind == "things" else check_stuff_classes
         check(names, count, load=load, key=key)
 
@@ -103,10 +103,9 @@ class SOLOTrainer(DefaultTrainer):
         self.settings = s = ts.train_settings(cfg)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
-        data_loader = self.build_train_loader(cfg)
-        _check_classes(cfg, dataset_names(cfg, "train"), model, load=False)  # loaded above
+        data_loader = self.build_train_loader(cfg)  # checks the training sets' classes
         # Test sets are loaded only to evaluate, after training: check their classes now.
-        _check_classes(cfg, dataset_names(cfg, "test"), model, load=True)
+        _check_classes(cfg, dataset_names(cfg, "test"), load=True)
         model = create_ddp_model(model, **s.ddp)
         if s.amp_dtype is not None:
             logger.info(f"Training under {s.amp_dtype} autocast on {s.device_type} ({s.amp_key})")
@@ -141,8 +140,11 @@ class SOLOTrainer(DefaultTrainer):
         the mapper skipping bad samples, a resumable sampler, and the skip records taken off
         the samples (:func:`~solo_d2.engine.robust_loaders.train_loader`)."""
         register_datasets(cfg)
-        return train_loader(ts.train_loader_arguments(cfg), max_bad_files(cfg),
-                            ts.train_settings(cfg).preempt_signals)
+        loader = train_loader(ts.train_loader_arguments(cfg), max_bad_files(cfg),
+                              ts.train_settings(cfg).preempt_signals)
+        # Loading the datasets (above) gave every registered COCO json its class names.
+        _check_classes(cfg, dataset_names(cfg, "train"), load=False)
+        return loader
 
     @classmethod
     def build_test_loader(cls, cfg: AnyConfig, dataset_name: str) -> DropSkippedSamples:
@@ -150,8 +152,10 @@ class SOLOTrainer(DefaultTrainer):
         evaluator leaves them out and reports them)."""
         register_datasets(cfg)
         args = ts.inference_loader_arguments(cfg, dataset_name)
-        return inference_loader(build_detection_test_loader, args.pop("mapper"),
-                                ts.train_settings(cfg).preempt_signals, **args)
+        loader = inference_loader(build_detection_test_loader, args.pop("mapper"),
+                                  ts.train_settings(cfg).preempt_signals, **args)
+        _check_classes(cfg, [dataset_name], load=False)
+        return loader
 
     @classmethod
     def build_evaluator(cls, cfg: AnyConfig, dataset_name: str, output_folder=None):
@@ -230,8 +234,7 @@ class SOLOTrainer(DefaultTrainer):
             raise ValueError(f"{len(evaluators)} evaluators for {len(names)} test datasets")
         results = OrderedDict()
         for i, name in enumerate(names):
-            loader = cls.build_test_loader(cfg, name)
-            _check_classes(cfg, [name], model, load=False)
+            loader = cls.build_test_loader(cfg, name)  # checks the dataset's classes
             evaluator = evaluators[i] if evaluators is not None \
                 else cls.build_evaluator(cfg, name)
             results[name] = inference_on_dataset(model, loader, evaluator)

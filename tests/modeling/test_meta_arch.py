@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from conftest import tiny_cfg
 from solo_d2.testing import full_mask_logits
+from solo_d2.data.class_checks import check_dataset_classes
 
 HEADS = ["SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead"]
 
@@ -109,11 +110,14 @@ def test_unknown_head_name_lists_valid_names():
 
 
 def test_class_count_mismatch_names_both_numbers():
+    # the trainers check the datasets (solo_d2.data.class_checks, before iteration 0);
+    # building the model reads no dataset catalog
     MetadataCatalog.get("solo_test_5cls").thing_classes = list("abcde")
     cfg = tiny_cfg(num_classes=3)
     cfg.DATASETS.TRAIN = ("solo_test_5cls",)
+    assert build_model(cfg).num_classes == 3
     with pytest.raises(ValueError, match="5 classes.*NUM_CLASSES is 3"):
-        build_model(cfg)
+        check_dataset_classes(cfg.DATASETS.TRAIN, cfg.MODEL.SOLO.NUM_CLASSES)
 
 
 def test_training_without_masks_says_what_to_set():
