@@ -150,6 +150,19 @@ def require_mmdet():
     return mmdet_reference
 
 
+@pytest.fixture(autouse=True)
+def _drop_log_handlers_on_closed_streams():
+    """After each test: Detectron2's ``setup_logger`` binds a handler to the ``sys.stdout`` of
+    the moment, which under pytest's capture is a stream closed after that test; a later
+    record to it prints a "Logging error" traceback into the next test's output."""
+    yield
+    for logger in [logging.getLogger()] + [
+            v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)]:
+        for handler in list(logger.handlers):
+            if getattr(getattr(handler, "stream", None), "closed", False):
+                logger.removeHandler(handler)
+
+
 @contextlib.contextmanager
 def capture_logs(caplog, name: str = "solo_d2"):
     """INFO records of logger ``name`` and its children into ``caplog``, also after an
