@@ -24,12 +24,11 @@ ROOMS_MD = ROOT / "docs" / "ROOMS.md"
 # floor -> rooms, ground floor first; a room may import only rooms on lower floors
 FLOORS: Dict[int, List[str]] = {
     1: ["utils", "config", "solver"],
-    2: ["launch", "modeling"],
-    3: ["data", "checkpoint"],
-    4: ["evaluation", "model_zoo", "testing"],
-    5: ["lazy", "engine"],
-    6: ["export"],
-    7: ["benchmark"],
+    2: ["launch", "modeling", "data"],
+    3: ["evaluation", "checkpoint"],
+    4: ["lazy", "engine", "model_zoo", "testing"],
+    5: ["export"],
+    6: ["benchmark"],
 }
 MAX_LINES = 420  # "no file much over 400 lines"
 

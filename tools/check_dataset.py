@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from solo_d2.utils.cli import readable_file, tool_parser  # noqa: E402
-from solo_d2.launch.exit_status import EXIT_BAD_FILES  # noqa: E402
+from solo_d2.utils.exit_status import EXIT_BAD_FILES  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from ..launch.exit_status import CheckpointWriteError
+from ..utils.exit_status import CheckpointWriteError
 from ..utils.file_io import TMP_SUFFIX, atomic_write
 from .foreign import convert_foreign
 from .path_handlers import PathManager

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-from ..launch.exit_status import EXIT_BAD_FILES, RunStopped
+from ..utils.exit_status import EXIT_BAD_FILES, RunStopped
 from ..utils.comm import StepVote, all_gather_objects
 from .image_io import ImageReadError
 

@@ -3,7 +3,7 @@
 * **preemption**: on a preemption signal (SIGTERM, SLURM's SIGUSR1 warning;
   ``CLUSTER.PREEMPT_SIGNALS``), every process finishes the iteration it is in, rank 0 writes
   a checkpoint of that iteration (the checkpointer's atomic write), and all processes exit
-  with :data:`~solo_d2.launch.exit_status.EXIT_PREEMPTED` (75). ``--resume`` continues from the next
+  with :data:`~solo_d2.utils.exit_status.EXIT_PREEMPTED` (75). ``--resume`` continues from the next
   iteration with the same weights, optimizer, scheduler and iteration counter.
 * **a checkpoint rank 0 could not write** (disk full): Detectron2 saves on rank 0 alone, so
   the checkpointer keeps the error (``defer_write_errors``) and here every process raises
@@ -22,10 +22,9 @@ from typing import Optional, Sequence
 
 from detectron2.engine import HookBase
 
-from .exit_status import CheckpointWriteError
 from ..config import CLUSTER_DEFAULTS
 from ..utils.comm import StepVote, max_over_processes
-from .exit_status import EXIT_PREEMPTED, TrainingPreempted
+from ..utils.exit_status import EXIT_PREEMPTED, CheckpointWriteError, TrainingPreempted
 from .preemption_signals import PreemptionSignals, parse_signals
 
 __all__ = ["AgreedStopHook", "parse_signals"]

@@ -11,7 +11,7 @@ SLURM's ``srun`` (processes started by the launcher), on CPUs (GLOO) and GPUs (N
 * Every rank runs a :class:`~solo_d2.launch.watchdog.PeerWatchdog`: a dead process ends the
   others within ``dead_process_timeout`` seconds, naming its rank (exit status 76).
 * Runs that stop on purpose end every process with the same documented status
-  (:mod:`solo_d2.launch.exit_status`); the spawning parent forwards preemption signals to its
+  (:mod:`solo_d2.utils.exit_status`); the spawning parent forwards preemption signals to its
   processes and exits with their status.
 """
 import gc
@@ -32,7 +32,7 @@ from detectron2.utils import comm
 from torch import nn
 
 from ..config import CLUSTER_DEFAULTS
-from .exit_status import EXIT_PEER_LOST, RunStopped, TrainingPreempted, announce
+from ..utils.exit_status import EXIT_PEER_LOST, RunStopped, TrainingPreempted, announce
 from .cluster_env import ClusterEnv, ClusterEnvError, detect_cluster_env
 from .preemption_signals import parse_signals
 from .watchdog import PeerWatchdog, _exit_peer_lost, _flush_logs
@@ -73,7 +73,7 @@ def launch(
     Under torchrun or srun (see :mod:`~solo_d2.launch.cluster_env`), this process is one rank
     and ``num_processes_per_machine`` / ``num_machines`` / ``machine_rank`` must be left at
     their defaults or agree with the launcher's; ``dist_url`` is not used.
-    Exits the process with a status of :mod:`solo_d2.launch.exit_status` when the run stops on
+    Exits the process with a status of :mod:`solo_d2.utils.exit_status` when the run stops on
     purpose (preempted, bad files, checkpoint not written, a process lost).
     """
     if not 0 < heartbeat_period < dead_process_timeout:
@@ -188,7 +188,7 @@ def run_rank(main_func: Callable[..., Any], args: Sequence[Any], *, rank: int, l
     """Join the run as ``rank``, run ``main_func(*args)`` under the watchdog, leave.
 
     Ends the process with the run's exit status when it stops on purpose, and with
-    :data:`~solo_d2.launch.exit_status.EXIT_PEER_LOST` when another process died.
+    :data:`~solo_d2.utils.exit_status.EXIT_PEER_LOST` when another process died.
     """
     cuda = torch.device(device).type == "cuda"
     if cuda:

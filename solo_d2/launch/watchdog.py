@@ -10,7 +10,7 @@ rank 0 writes that verdict into the store. Every other rank reads two keys: rank
 serves O(world size) reads per period, not one per pair of processes. When the store itself
 (run by rank 0, or by torchrun's agent) cannot be reached, every process is on its own. The
 watchdog then logs which rank, and ends this process with
-:data:`~solo_d2.launch.exit_status.EXIT_PEER_LOST`. The thread beats while the main thread works
+:data:`~solo_d2.utils.exit_status.EXIT_PEER_LOST`. The thread beats while the main thread works
 (training, a long evaluation on rank 0), so a busy process is never taken for dead.
 
 When a collective fails at once (GLOO reports a peer's closed connection within a second),
@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch.distributed as dist
 
-from .exit_status import EXIT_PEER_LOST, announce
+from ..utils.exit_status import EXIT_PEER_LOST, announce
 
 __all__ = ["PeerWatchdog"]
 

@@ -21,7 +21,7 @@ from solo_d2.checkpoint.checkpointer import (
     atomic_write,
     is_run_checkpoint,
 )
-from solo_d2.launch.exit_status import EXIT_CHECKPOINT_WRITE
+from solo_d2.utils.exit_status import EXIT_CHECKPOINT_WRITE
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ from solo_d2.data.bad_files import (
     bad_file_limit,
 )
 from solo_d2.engine import SOLOCOCOEvaluator, SOLOTrainer
-from solo_d2.launch.exit_status import EXIT_BAD_FILES
+from solo_d2.utils.exit_status import EXIT_BAD_FILES
 
 BAD = ("0003.png", "0005.png")
 

@@ -39,7 +39,7 @@ from launch_helpers import (
     wait_for_iteration,
 )
 from solo_d2.checkpoint.checkpointer import is_run_checkpoint
-from solo_d2.launch.exit_status import EXIT_PREEMPTED
+from solo_d2.utils.exit_status import EXIT_PREEMPTED
 
 ITERS = 8
 

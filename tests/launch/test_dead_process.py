@@ -26,7 +26,7 @@ from launch_helpers import (
     wait_for_iteration,
 )
 from solo_d2.checkpoint.checkpointer import is_run_checkpoint
-from solo_d2.launch.exit_status import EXIT_PEER_LOST
+from solo_d2.utils.exit_status import EXIT_PEER_LOST
 
 PERIOD, TIMEOUT = 0.5, 5.0
 WATCH = ["CLUSTER.HEARTBEAT_PERIOD", str(PERIOD), "CLUSTER.DEAD_PROCESS_TIMEOUT", str(TIMEOUT),

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, write_toy_coco
-from solo_d2.launch.exit_status import EXIT_BAD_FILES
+from solo_d2.utils.exit_status import EXIT_BAD_FILES
 
 TOOL = os.path.join(ROOT, "tools", "check_dataset.py")
 

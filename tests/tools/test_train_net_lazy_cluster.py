@@ -33,7 +33,7 @@ from launch_helpers import (
 )
 from solo_d2.data.bad_files import TooManyBadFilesError
 from solo_d2.engine import launch_options, load_config
-from solo_d2.launch.exit_status import EXIT_BAD_FILES, EXIT_PREEMPTED
+from solo_d2.utils.exit_status import EXIT_BAD_FILES, EXIT_PREEMPTED
 
 sys.path.insert(0, ROOT)
 import train_net  # noqa: E402
