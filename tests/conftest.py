@@ -163,6 +163,17 @@ def _drop_log_handlers_on_closed_streams():
                 logger.removeHandler(handler)
 
 
+class LogRecords(logging.Handler):
+    """A logging handler that keeps every record's message (``messages``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 @contextlib.contextmanager
 def capture_logs(caplog, name: str = "solo_d2"):
     """INFO records of logger ``name`` and its children into ``caplog``, also after an

@@ -22,7 +22,7 @@ from solo_d2.data.transforms import augment_image
 from solo_d2.engine.configs import AnyConfig, inference_augmentation
 
 from .errors import BenchmarkError
-from .export_latency import calibrate_candidates
+from .export_latency import calibrate_candidates, timed_end_to_end
 from .inputs import make_image
 from .models import amp_cfg, build_ours
 from .timing import run_alternating
@@ -41,14 +41,6 @@ def deploy_input(cfg: AnyConfig, image_hw: Tuple[int, int], seed: int = 0) -> np
     """A synthetic (h, w) photo resized by the config's test resize: (3, H, W) uint8."""
     hwc = make_image(*image_hw, seed=seed).permute(1, 2, 0).numpy().astype(np.uint8)
     return np.ascontiguousarray(augment_image(inference_augmentation(cfg), hwc).transpose(2, 0, 1))
-
-
-def _timed(fn: Callable[[], Any]) -> Callable[[], Dict[str, float]]:
-    def run() -> Dict[str, float]:
-        start = time.perf_counter()
-        fn()
-        return {"end_to_end": time.perf_counter() - start}
-    return run
 
 
 def _pytorch(model: nn.Module, image: torch.Tensor) -> Callable[[], int]:
@@ -123,7 +115,7 @@ def measure_deploy(
     runners, info = build_deploy_runners(cfg, image, workdir, sides, threads, candidates,
                                          calibration)
     instances = {side: run() for side, run in runners.items()}
-    times = run_alternating({s: _timed(r) for s, r in runners.items()}, warmup, iters)
+    times = run_alternating({s: timed_end_to_end(r) for s, r in runners.items()}, warmup, iters)
     entry: Dict[str, Any] = {"input_hw": list(image.shape[1:]), "threads": threads,
                              "times": times, "instances": instances, **info}
     if "pytorch fp32" in times:

@@ -15,7 +15,7 @@ from torch import nn
 from .calibration import adjust_masks, calibrate, shift_cls_bias
 from .timing import run_alternating
 
-__all__ = ["calibrate_candidates", "measure_onnx_vs_pytorch"]
+__all__ = ["calibrate_candidates", "measure_onnx_vs_pytorch", "timed_end_to_end"]
 
 
 def calibrate_candidates(model: nn.Module, image: torch.Tensor, candidates: int) -> int:
@@ -27,7 +27,8 @@ def calibrate_candidates(model: nn.Module, image: torch.Tensor, candidates: int)
     return counts["n"]
 
 
-def _timed(fn: Callable[[], Any]) -> Callable[[], Dict[str, float]]:
+def timed_end_to_end(fn: Callable[[], Any]) -> Callable[[], Dict[str, float]]:
+    """``fn`` as a runner of :func:`~.timing.run_alternating`: its seconds as one phase."""
     def run() -> Dict[str, float]:
         start = time.perf_counter()
         fn()
@@ -64,7 +65,7 @@ def measure_onnx_vs_pytorch(
             model([{"image": image}])
 
     res = run_alternating(
-        {"pytorch": _timed(pytorch), "onnxruntime": _timed(lambda: session.run(None, feed))},
+        {"pytorch": timed_end_to_end(pytorch), "onnxruntime": timed_end_to_end(lambda: session.run(None, feed))},
         warmup,
         iters,
     )

@@ -10,7 +10,7 @@ import torch
 from detectron2.data import MetadataCatalog
 from detectron2.structures import Boxes, Instances
 
-from conftest import ROOT, write_test_image
+from conftest import LogRecords, ROOT, write_test_image
 from conftest import TINY_OPTS as CONFTEST_TINY_OPTS
 
 sys.path.insert(0, ROOT)
@@ -86,22 +86,13 @@ def test_visualize_draws_only_instances_above_threshold():
     assert not changed[40:55, 55:85].any()     # filtered out (score 0.2 < 0.3)
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_demo_reports_an_unreadable_input_and_goes_on(tmp_path):
     good, bad = str(tmp_path / "good.png"), str(tmp_path / "bad.png")
     cv2.imwrite(good, np.full((64, 80, 3), 120, np.uint8))
     cv2.imwrite(bad, np.full((64, 80, 3), 120, np.uint8))
     _truncate(bad)
     out = tmp_path / "vis"
-    records = _Records()
+    records = LogRecords()
     logging.getLogger("solo_d2.demo").addHandler(records)  # demo's logger does not propagate
     try:
         rc = demo.main(["--config-file", BASE, "--input", bad, good, "--output", str(out),
@@ -120,7 +111,7 @@ def _truncate(path):
 
 
 def _run_demo_logged(argv):
-    records = _Records()
+    records = LogRecords()
     logging.getLogger("solo_d2.demo").addHandler(records)
     try:
         return demo.main(argv), records.messages

@@ -13,7 +13,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 
-from conftest import ROOT, tiny_cfg, write_toy_coco  # noqa: E402
+from conftest import LogRecords, ROOT, tiny_cfg, write_toy_coco  # noqa: E402
 from solo_d2 import SOLOPredictor  # noqa: E402
 from solo_d2.benchmark.agreement import MaskAgreement  # noqa: E402
 from solo_d2.engine import SOLOTrainer  # noqa: E402
@@ -113,18 +113,9 @@ def test_int8_and_bf16_files_agree_with_pytorch(trained, tmp_path, capsys):
     assert bf16["matched"] >= INT8_MATCHED and bf16["mean_iou"] >= INT8_MEAN_IOU, bf16
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def _demo_counts(argv):
     """demo.py's "<path>: N instances >= thr" lines, as {file name: N}."""
-    records = _Records()
+    records = LogRecords()
     logging.getLogger("solo_d2.demo").addHandler(records)
     try:
         assert demo.main(argv) == 0
