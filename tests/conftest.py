@@ -9,7 +9,7 @@ import pytest
 from detectron2.config import get_cfg
 
 import solo_d2
-from solo_d2.data.shapes.coco import coco_categories, mask_annotation, write_coco_json
+from solo_d2.shapes.coco import coco_categories, mask_annotation, write_coco_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,7 +108,7 @@ def write_toy_coco(root: str, num_images: int = 8, size: int = 128, seed: int = 
 
     The drawing is the toy's own; the annotations (pixel-edge polygons, bbox, area of each
     full shape mask) and the json file come from the shapes dataset's COCO writer,
-    :mod:`solo_d2.data.shapes.coco`. Returns the path of the json (``root/toy.json``).
+    :mod:`solo_d2.shapes.coco`. Returns the path of the json (``root/toy.json``).
     """
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(root, "images"), exist_ok=True)

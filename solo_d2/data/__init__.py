@@ -19,8 +19,8 @@ from .image_io import ImageReadError, read_image
 from .mapper import SOLODatasetMapper
 from .panoptic import PanopticLabels
 from .panoptic_mapper import PanopticDatasetMapper
-from .shapes import CLASSES as SHAPES_CLASSES
-from .shapes import ShapesConfig
+from ..shapes import CLASSES as SHAPES_CLASSES
+from ..shapes import ShapesConfig
 
 __all__ = [
     "BUILTIN_SHAPES",

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
-from .shapes import CLASSES, ShapesConfig, ensure_split
+from ..shapes import CLASSES, ShapesConfig, ensure_split
 
 __all__ = [
     "BUILTIN_SHAPES",
@@ -106,7 +106,7 @@ def register_solo_shapes(
         prefix: dataset name prefix and folder name.
         num_train, num_val: images per split.
         seed: train uses ``seed``, val ``seed + 1``.
-        generator_kwargs: other :class:`~solo_d2.data.shapes.ShapesConfig` fields
+        generator_kwargs: other :class:`~solo_d2.shapes.ShapesConfig` fields
             (``image_size``, ``min_size``, ``max_size``, ``max_instances``, ``empty_prob``,
             ``min_visible_area``, ``classes``, ``style``).
 

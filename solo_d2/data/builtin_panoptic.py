@@ -1,6 +1,6 @@
 """Registration of the built-in panoptic shapes datasets, ``solo_shapes_panoptic_train`` (2000
 images) and ``solo_shapes_panoptic_val`` (200): the quick-start shapes (3 thing classes, 192 px)
-over sky, grass and wall regions (:mod:`solo_d2.data.shapes.panoptic`), in COCO panoptic
+over sky, grass and wall regions (:mod:`solo_d2.shapes.panoptic`), in COCO panoptic
 format. As ``solo_shapes_*``, nothing is generated at import: the first
 ``DatasetCatalog.get`` generates a split into the cache (:func:`~solo_d2.data.datasets_root`,
 ``<root>/<prefix>/{train,val}``), later calls only verify it.
@@ -16,8 +16,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .builtin import BUILTIN_SHAPES, DEFAULT_SPLITS, datasets_root
 from .panoptic_datasets import load_coco_panoptic, panoptic_metadata, register_panoptic
-from .shapes import ShapesConfig, ensure_split
-from .shapes.panoptic import STUFF_CLASSES, PanopticShapesConfig, generate_panoptic_split
+from ..shapes import ShapesConfig, ensure_split
+from ..shapes.panoptic import STUFF_CLASSES, PanopticShapesConfig, generate_panoptic_split
 
 __all__ = ["register_solo_shapes_panoptic", "ensure_solo_shapes_panoptic"]
 

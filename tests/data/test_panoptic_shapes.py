@@ -10,7 +10,7 @@ from pycocotools.coco import COCO
 from solo_d2.data import register_solo_shapes_panoptic
 from solo_d2.data.builtin_panoptic import ensure_solo_shapes_panoptic
 from solo_d2.data.panoptic import rgb_to_id
-from solo_d2.data.shapes.panoptic import render_panoptic
+from solo_d2.shapes.panoptic import render_panoptic
 
 
 def test_split_files_agree(tmp_path):

@@ -12,7 +12,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 from solo_d2.data import BUILTIN_SHAPES, register_solo_shapes
 from solo_d2.data.builtin import datasets_root
-from solo_d2.data.shapes import (
+from solo_d2.shapes import (
     CLASSES,
     ShapesConfig,
     ensure_split,
@@ -171,7 +171,7 @@ def test_truncated_png_is_detected_and_regenerated(tmp_path):
 
 
 def test_crash_mid_generation_leaves_nothing_that_looks_valid(monkeypatch, tmp_path):
-    from solo_d2.data.shapes import cache as shapes  # where generate_split finds render_image
+    from solo_d2.shapes import cache as shapes  # where generate_split finds render_image
 
     cfg = small_cfg(n=4)
     d = str(tmp_path / "train")

@@ -1,7 +1,7 @@
 """Procedural panoptic "shapes": the instance shapes (things) over textured stuff regions, written
 in COCO panoptic format.
 
-Each image is :func:`~solo_d2.data.shapes.render_image`'s (plain style) with every pixel no
+Each image is :func:`~solo_d2.shapes.render_image`'s (plain style) with every pixel no
 shape covers repainted by the stuff region it falls in: 1 to 3 regions (a wavy horizon splits
 the image; a band may cross it) of the classes in :data:`STUFF_CLASSES`, each with its own
 texture (a smooth sky gradient, noisy grass, a brick wall). A split directory holds::
@@ -163,7 +163,7 @@ def _segment(seg_id: int, category_id: int, mask: np.ndarray) -> Dict[str, Any]:
 def generate_panoptic_split(out_dir: str, cfg: PanopticShapesConfig, progress: bool = True,
                             desc: str = "") -> Dict[str, Any]:
     """Write a split (see the module) into ``out_dir``; ``manifest.json`` last. Not atomic by
-    itself: :func:`~solo_d2.data.shapes.ensure_split` makes it so. Returns the panoptic json."""
+    itself: :func:`~solo_d2.shapes.ensure_split` makes it so. Returns the panoptic json."""
     from tqdm import tqdm
 
     for sub in ("images", "panoptic"):
