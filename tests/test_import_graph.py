@@ -23,7 +23,7 @@ ROOMS_MD = ROOT / "docs" / "ROOMS.md"
 
 # floor -> rooms, ground floor first; a room may import only rooms on lower floors
 FLOORS: Dict[int, List[str]] = {
-    1: ["utils", "config", "solver", "shapes"],
+    1: ["utils", "config", "solver", "shapes", "layers"],
     2: ["launch", "modeling", "data"],
     3: ["evaluation", "checkpoint"],
     4: ["lazy", "engine", "model_zoo", "testing"],

@@ -42,7 +42,7 @@ if ROOT not in sys.path:
 from solo_d2.benchmark.report import cpu_flags_text, log, machine_info  # noqa: E402
 from solo_d2.benchmark.timing import PhaseClock, run_alternating  # noqa: E402
 from solo_d2.engine import SOLOTrainer, get_solo_cfg  # noqa: E402
-from solo_d2.modeling.precision import autocast_for, train_amp_dtype  # noqa: E402
+from solo_d2.layers.precision import autocast_for, train_amp_dtype  # noqa: E402
 
 PHASES = ["data", "forward", "backward", "optimizer"]
 DEFAULT_VARIANTS = ["fp32=SOLVER.AMP.ENABLED False", "bf16=SOLVER.AMP.ENABLED True"]

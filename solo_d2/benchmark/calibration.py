@@ -83,7 +83,7 @@ def adjust_masks(model: nn.Module, kind: str, value: float) -> None:
 def count_candidates(cls_logits: List[torch.Tensor], shift: float, score_thr: float) -> int:
     """(cell, class) pairs of image 0 that pass score_thr after point NMS, with ``shift``
     added to the category logits (per level (N, C, S, S))."""
-    from solo_d2.modeling.postprocess import point_nms, select_candidates
+    from solo_d2.layers.postprocess import point_nms, select_candidates
 
     probs = [point_nms((x[:1].float() + shift).sigmoid())[0] for x in cls_logits]
     return len(select_candidates(probs, score_thr).scores)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Iterator, List
 import torch
 from torch import nn
 
-from solo_d2.modeling.precision import amp_dtype, autocast_for
+from solo_d2.layers.precision import amp_dtype, autocast_for
 
 __all__ = ["PhaseTimes", "PhaseClock", "autocast", "run_alternating", "saved_for_backward_mib"]
 

@@ -3,7 +3,7 @@ on the CPU, chosen from ``SOLVER.AMP`` by :func:`build_step_trainer`.
 
 Detectron2's AMPTrainer asserts CUDA and enters ``torch.cuda.amp.autocast``; the CPU needs
 ``torch.autocast("cpu", ...)``. The model keeps its losses in fp32 under either
-(:mod:`solo_d2.modeling.precision`).
+(:mod:`solo_d2.layers.precision`).
 """
 import logging
 import time
@@ -15,7 +15,7 @@ from detectron2.engine import AMPTrainer, SimpleTrainer
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from ..modeling.precision import train_amp_dtype
+from ..layers.precision import train_amp_dtype
 
 __all__ = ["AutocastTrainer", "build_step_trainer", "step_trainer"]
 

@@ -22,7 +22,7 @@ from ..data.mapper import SOLODatasetMapper
 from ..data.panoptic_mapper import PanopticDatasetMapper
 from ..evaluation import SOLOCOCOEvaluator
 from ..evaluation.panoptic import build_panoptic_evaluator
-from ..modeling.precision import resolve_train_amp
+from ..layers.precision import resolve_train_amp
 from ..solver import build_solo_optimizer, clip_full_model_gradients
 from .configs import AnyConfig, cluster_setting, is_lazy
 

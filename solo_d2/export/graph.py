@@ -9,7 +9,7 @@ from typing import Tuple
 from torch import Tensor, nn
 
 from ..modeling import SOLO
-from ..modeling.layers import DeformConv
+from ..layers.blocks import DeformConv
 
 __all__ = ["SOLOExportModule", "check_exportable", "OUTPUT_NAMES"]
 

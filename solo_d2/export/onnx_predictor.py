@@ -17,7 +17,7 @@ from detectron2.structures import Boxes, Instances
 
 from ..data.transforms import augment_image
 from ..engine.configs import AnyConfig, input_format, inference_augmentation
-from ..modeling.postprocess import mask_boxes, resize_maps
+from ..layers.postprocess import mask_boxes, resize_maps
 from .backends import open_backend
 from .panoptic import merge_outputs
 

@@ -35,7 +35,7 @@ from ..modeling import SOLO, SOLO_HEAD_REGISTRY, PanopticSOLO
 from ..modeling.backbone import resnet_stages
 from ..modeling.meta_arch import solo_settings
 from ..modeling.panoptic import MASK_FEATURES, panoptic_settings
-from ..modeling.precision import AMP_DTYPES
+from ..layers.precision import AMP_DTYPES
 
 __all__ = ["lazy_call_of", "yaml_to_lazy"]
 

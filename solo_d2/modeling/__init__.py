@@ -1,5 +1,5 @@
-"""SOLO-family modeling: the SOLO and PanopticSOLO meta-architectures, heads, targets, losses
-and post-processing."""
+"""SOLO-family modeling: the SOLO and PanopticSOLO meta-architectures and the heads, built from
+the operations in solo_d2/layers (targets, losses, Matrix NMS)."""
 from .heads import (
     SOLO_HEAD_REGISTRY,
     DecoupledSOLOHead,
@@ -11,7 +11,7 @@ from .heads import (
 )
 from .meta_arch import SOLO
 from .panoptic import PanopticSOLO
-from .postprocess import InferenceSettings
+from ..layers.postprocess import InferenceSettings
 
 __all__ = [
     "SOLO",

@@ -2,7 +2,7 @@
 
 Per image: point NMS on the category probabilities, the candidate cells above the score
 threshold, the head's mask probabilities of only those cells (projected lazily: only the
-cells read), then :func:`~solo_d2.modeling.postprocess.candidates_to_predictions` (mask
+cells read), then :func:`~solo_d2.layers.postprocess.candidates_to_predictions` (mask
 scoring, Matrix NMS, resizing, boxes). :func:`predict_image` is the whole post-processing of
 one image as tensors: :class:`~solo_d2.modeling.SOLO` runs it eagerly and the exported ONNX
 graph traces it (``solo_d2.export``).
@@ -13,7 +13,7 @@ import torch
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
-from .postprocess import (
+from ..layers.postprocess import (
     InferenceSettings,
     candidates_to_predictions,
     point_nms,
@@ -65,7 +65,7 @@ def predict_image(
         strides: each level's stride (the small-mask filter).
     Returns:
         masks (n, H, W) bool, scores (n,), classes (n,), boxes (n, 4): see
-        :func:`~solo_d2.modeling.postprocess.candidates_to_predictions`.
+        :func:`~solo_d2.layers.postprocess.candidates_to_predictions`.
     """
     cand = select_candidates(cls_probs, settings.score_thresh)
     mask_size = tuple(head.level_mask_size(mask_inputs, 0))

@@ -19,10 +19,10 @@ from .heads import build_solo_head
 from .heads.base import SOLOHeadBase, describe_levels
 from .inference import category_probs, predict_image, predict_instances
 from .levels import check_per_level, read_levels, solo_level_strides
-from .losses import LossWeights, solo_losses
-from .postprocess import InferenceSettings
-from .precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
-from .targets import assign_targets
+from ..layers.losses import LossWeights, solo_losses
+from ..layers.postprocess import InferenceSettings
+from ..layers.precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
+from ..layers.targets import assign_targets
 
 __all__ = ["SOLO", "solo_settings"]
 

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from .heads.solov2 import SOLOV2Head
 from .meta_arch import SOLO
-from .precision import autocast_for, fp32_ops, to_fp32
+from ..layers.precision import autocast_for, fp32_ops, to_fp32
 
 __all__ = ["PanopticSOLO", "MASK_FEATURES", "panoptic_settings"]
 

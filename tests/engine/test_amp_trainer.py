@@ -9,7 +9,7 @@ from detectron2.engine import AMPTrainer, SimpleTrainer
 
 from conftest import capture_logs, tiny_cfg, write_toy_coco
 from solo_d2.engine import SOLOTrainer
-from solo_d2.modeling import precision
+from solo_d2.layers import precision
 from solo_d2.engine.amp import AutocastTrainer, build_step_trainer
 
 

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from solo_d2.export import compare_outputs, export_onnx, pytorch_outputs  # noqa: E402
 from solo_d2.export.onnx_export import MIN_OPSET  # noqa: E402
-from solo_d2.modeling.postprocess import select_candidates  # noqa: E402
+from solo_d2.layers.postprocess import select_candidates  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from conftest import make_head_confident, tiny_cfg  # noqa: E402

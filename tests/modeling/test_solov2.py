@@ -83,7 +83,7 @@ def test_output_shapes_and_lazy_masks_equal_full_dynamic_conv():
 
 
 def test_dcn_head_runs_on_cpu_and_light_dcn_only_in_last_conv():
-    from solo_d2.modeling.layers import DeformConv
+    from solo_d2.layers.blocks import DeformConv
 
     head = _head(DCN_TYPE="DCNv2", DCN_APPLY_TO_ALL_CONV=False).eval()
     assert [isinstance(m, DeformConv) for m in head.kernel_convs] == [False, True]

@@ -190,12 +190,12 @@ def test_amp_measures_autocast_against_fp32_in_one_run(tiny_configs, capsys):
     typical = report["inference"]["typical"]
     assert typical["times"]["amp"]["total"] > 0
     match = typical["match_amp"]
-    # random calibrated weights: near-tied candidates may swap (tests/modeling/test_precision.py
+    # random calibrated weights: near-tied candidates may swap (tests/layers/test_precision.py
     # checks instances per head); most instances are the same
     assert match["instances_ours"] > 0 and match["matched"] >= 0.5 * match["instances_ours"]
     assert match["min_iou"] >= 0.9
     first = report["training"]["first_step_losses"]
-    for k in ("loss_mask", "loss_cls"):  # see LOSS_RTOL in tests/modeling/test_precision.py
+    for k in ("loss_mask", "loss_cls"):  # see LOSS_RTOL in tests/layers/test_precision.py
         assert first["amp"][k] == pytest.approx(first["ours"][k], rel=8 * 2.0**-9)
     # the flags, read independently of the tool
     with open("/proc/cpuinfo") as f:

@@ -32,7 +32,7 @@ from detectron2.utils.registry import Registry
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..layers import DeformConv, conv_tower, selective_checkpoint_available
+from ...layers.blocks import DeformConv, conv_tower, selective_checkpoint_available
 
 __all__ = [
     "SOLO_HEAD_REGISTRY",
@@ -145,7 +145,7 @@ class SOLOHeadBase(nn.Module):
             input_shape: per level read, finest first, the features' shape; None: built
                 later by :meth:`build`.
             num_grids: grid size S of each level (one entry per level).
-            recompute_norm_act: see :func:`~solo_d2.modeling.layers.run_tower` (mask towers
+            recompute_norm_act: see :func:`~solo_d2.layers.blocks.run_tower` (mask towers
                 only; a training-memory saving with the same results).
         """
         super().__init__()

@@ -1,10 +1,10 @@
-"""Target assignment on hand-built masks (solo_d2/modeling/targets.py)."""
+"""Target assignment on hand-built masks (solo_d2/layers/targets.py)."""
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from solo_d2.modeling.targets import assign_targets_single, center_of_mass, downscale_masks
+from solo_d2.layers.targets import assign_targets_single, center_of_mass, downscale_masks
 
 NUM_CLASSES = 3
 

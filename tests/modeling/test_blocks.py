@@ -6,7 +6,7 @@ import torch
 from detectron2.modeling import build_model
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from solo_d2.modeling.layers import ConvNormAct, DeformConv, conv_tower, run_tower
+from solo_d2.layers.blocks import ConvNormAct, DeformConv, conv_tower, run_tower
 
 from conftest import tiny_cfg
 from test_meta_arch import HEADS, _input

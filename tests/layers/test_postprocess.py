@@ -5,7 +5,7 @@ import pytest
 import torch
 from detectron2.structures import BitMasks
 
-from solo_d2.modeling.postprocess import (
+from solo_d2.layers.postprocess import (
     InferenceSettings,
     candidates_to_predictions,
     mask_boxes,

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from solo_d2.modeling.losses import category_focal_loss, dice_loss
+from solo_d2.layers.losses import category_focal_loss, dice_loss
 
 
 def test_dice_loss_by_hand():

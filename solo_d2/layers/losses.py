@@ -77,7 +77,7 @@ def solo_losses(
     Args:
         head: the SOLO-family head that produced ``cls_logits`` (per level (N, C, S, S)) and
             ``mask_inputs``.
-        targets: per image, per level targets (:func:`~solo_d2.modeling.targets.assign_targets`).
+        targets: per image, per level targets (:func:`~solo_d2.layers.targets.assign_targets`).
     Returns:
         {"loss_mask", "loss_cls"}, weighted.
     """

@@ -8,15 +8,15 @@ from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 
 from conftest import capture_logs, tiny_cfg
-from solo_d2.modeling import precision
+from solo_d2.layers import precision
 from solo_d2.benchmark.compare import match_instances
-from solo_d2.modeling.postprocess import (
+from solo_d2.layers.postprocess import (
     Candidates,
     InferenceSettings,
     candidates_to_predictions,
     mask_matrix_nms,
 )
-from solo_d2.modeling.precision import amp_dtype, fp32_region, to_fp32, train_amp_dtype
+from solo_d2.layers.precision import amp_dtype, fp32_region, to_fp32, train_amp_dtype
 
 # the five heads (solo_d2.checkpoint.mmdet.MMDET_HEADS) through their configs
 HEADS = [
