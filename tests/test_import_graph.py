@@ -24,7 +24,7 @@ ROOMS_MD = ROOT / "docs" / "ROOMS.md"
 # floor -> rooms, ground floor first; a room may import only rooms on lower floors
 FLOORS: Dict[int, List[str]] = {
     1: ["utils", "config", "solver", "shapes", "layers"],
-    2: ["launch", "modeling", "data"],
+    2: ["launch", "modeling", "data", "convert"],
     3: ["evaluation", "checkpoint"],
     4: ["lazy", "engine", "model_zoo", "testing"],
     5: ["export"],
@@ -213,12 +213,12 @@ def test_import_solo_d2_leaves_the_mmdet_converter_unloaded():
     # the converter is loaded where it is used (a foreign file, the conversion tool), and its
     # names still come from solo_d2.checkpoint on first use
     code = ("import sys, solo_d2; loaded = sorted(m for m in sys.modules if "
-            "m.startswith('solo_d2.checkpoint.mmdet.') and not m.endswith('.errors')); "
+            "m.startswith('solo_d2.convert.mmdet.') and not m.endswith('.errors')); "
             "print(loaded); from solo_d2.checkpoint import convert_mmdet_checkpoint; "
             "print(convert_mmdet_checkpoint.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout.split()
-    assert out == ["[]", "solo_d2.checkpoint.mmdet.convert"]
+    assert out == ["[]", "solo_d2.convert.mmdet.convert"]
 
 
 def test_no_library_function_is_named_like_a_test():

@@ -199,7 +199,7 @@ def test_lsj_recipes_state_mmdets_numbers(name):
     """Read against mmdet 3.3.0's solo_r50_fpn_8xb8-lsj-200e_coco.py itself."""
     import mmdet
 
-    from solo_d2.checkpoint.mmdet import load_mmdet_config_file
+    from solo_d2.convert.mmdet import load_mmdet_config_file
 
     mm = load_mmdet_config_file(os.path.join(
         os.path.dirname(mmdet.__file__), ".mim", "configs", "solo",

@@ -91,7 +91,7 @@ def test_get_trained_builds_the_published_model_offline_from_the_cache(tmp_path,
     from solo_d2.checkpoint import (COCO_MODELS, cached_path, convert_state_dict,
                                     resolve_weights_name)
     from solo_d2.checkpoint.download import MIRROR_ENV
-    from solo_d2.checkpoint.mmdet import load_mmdet_config_file, mmdet_configs_dir
+    from solo_d2.convert.mmdet import load_mmdet_config_file, mmdet_configs_dir
     from weights_server import WeightsServer
 
     ref = require_mmdet()

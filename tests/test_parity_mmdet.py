@@ -20,7 +20,7 @@ from detectron2.structures import BitMasks, Boxes, Instances
 import solo_d2
 from conftest import require_mmdet
 from solo_d2.checkpoint import convert_mmdet_checkpoint, write_outputs
-from solo_d2.checkpoint.mmdet import MMDET_HEADS
+from solo_d2.convert.mmdet import MMDET_HEADS
 from solo_d2.testing import full_mask_logits, solov2_kernel_preds
 from solo_d2.testing import mmdet_reference as R  # importable without mmdet; Pair requires it
 

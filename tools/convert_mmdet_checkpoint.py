@@ -24,10 +24,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from solo_d2.utils.cli import tool_parser  # noqa: E402
-from solo_d2.checkpoint.mmdet import (  # noqa: E402
+from solo_d2.checkpoint import verify_loadable  # noqa: E402
+from solo_d2.convert.mmdet import (  # noqa: E402
     MMDetConversionError,
     convert_mmdet_checkpoint,
-    verify_loadable,
     write_outputs,
 )
 from solo_d2.lazy import save_lazy_config, yaml_to_lazy  # noqa: E402

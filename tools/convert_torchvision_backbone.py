@@ -15,8 +15,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from solo_d2.utils.cli import tool_parser  # noqa: E402
-from solo_d2.checkpoint.safe_load import CheckpointReadError, load_torch_file  # noqa: E402
-from solo_d2.checkpoint.torchvision import convert_torchvision_resnet, save_d2_pickle  # noqa: E402
+from solo_d2.convert.safe_load import CheckpointReadError, load_torch_file  # noqa: E402
+from solo_d2.convert.torchvision import convert_torchvision_resnet, save_d2_pickle  # noqa: E402
 
 
 def main(argv=None) -> int:

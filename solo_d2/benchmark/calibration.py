@@ -6,7 +6,7 @@ score_thr (:func:`calibrate`, :func:`shift_cls_bias`), and the masks are adjuste
 half on (:func:`adjust_masks`), the same on ours and on mmdet's model.
 
 How a head's masks are adjusted is a measurement setting, one per head of
-:data:`solo_d2.checkpoint.mmdet.MMDET_HEADS` (:data:`MASK_CALIBRATION`).
+:data:`solo_d2.convert.mmdet.MMDET_HEADS` (:data:`MASK_CALIBRATION`).
 """
 import statistics
 from typing import Dict, List, Tuple

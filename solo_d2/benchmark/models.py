@@ -3,7 +3,7 @@ reference from an mmdet config (random init; yaml configs only), the two with id
 weights, and "alt" (ours with overrides).
 
 Which mmdet config a head is compared with comes from
-:data:`solo_d2.checkpoint.mmdet.MMDET_HEADS` (each head's ``reference_config``).
+:data:`solo_d2.convert.mmdet.MMDET_HEADS` (each head's ``reference_config``).
 """
 import shlex
 import types
@@ -21,7 +21,7 @@ from solo_d2.engine.configs import (
     with_overrides,
 )
 
-from solo_d2.checkpoint.mmdet import (
+from solo_d2.convert.mmdet import (
     MMDET_HEADS,
     MMDetConversionError,
     convert_state_dict,

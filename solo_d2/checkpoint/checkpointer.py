@@ -41,9 +41,9 @@ from detectron2.checkpoint import DetectionCheckpointer
 
 from ..utils.exit_status import CheckpointWriteError
 from ..utils.file_io import TMP_SUFFIX, atomic_write
-from .foreign import convert_foreign
+from ..convert.foreign import convert_foreign
 from .path_handlers import PathManager
-from .safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
+from ..convert.safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
                         load_torch_file)
 
 __all__ = ["CheckpointWriteError", "SOLOCheckpointer", "is_run_checkpoint"]

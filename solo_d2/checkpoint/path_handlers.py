@@ -28,8 +28,8 @@ from iopath.common.file_io import PathHandler, file_lock
 from ..utils.file_io import PathManager, atomic_write
 from .catalog import NAME_SCHEMES, resolve_weights_name, thing_classes_of_url
 from .download import cached_path, fetch
-from .foreign import convert_foreign
-from .safe_load import CheckpointReadError, load_torch_file
+from ..convert.foreign import convert_foreign
+from ..convert.safe_load import CheckpointReadError, load_torch_file
 
 __all__ = ["PathManager", "CONVERTED_TAG", "converted_copies", "loadable_weights"]
 

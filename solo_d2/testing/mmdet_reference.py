@@ -5,7 +5,7 @@ The parity tests and ``tools/benchmark.py --vs-mmdet`` use it (as Detectron2 kee
 ``detectron2/utils/testing.py``); the model itself never does. ``import_mmdet()`` returns None
 when mmdet is not importable (:data:`import_error` then says why), so that callers can skip or
 refuse. Which heads exist, which mmdet detector each belongs to and which mmdet config it
-comes from is read from :data:`solo_d2.checkpoint.mmdet.MMDET_HEADS`. Nothing here is copied
+comes from is read from :data:`solo_d2.convert.mmdet.MMDET_HEADS`. Nothing here is copied
 from mmdet: it builds mmdet's own modules from config dicts and calls their public methods.
 """
 import copy
@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from solo_d2.checkpoint.mmdet import MMDetHead, load_mmdet_config_file, mmdet_head
+from solo_d2.convert.mmdet import MMDetHead, load_mmdet_config_file, mmdet_head
 
 __all__ = [
     "MEAN",
@@ -135,7 +135,7 @@ def small_solo_config(head_type: str = "SOLOHead", mmdet2: bool = False) -> Dict
 
     ResNet-18 + FPN(64) + head with 64 channels, 2 stacked convs, 5 small grids, 4 classes;
     the detector type and the losses are those of the head's mmdet reference config
-    (:data:`~solo_d2.checkpoint.mmdet.MMDET_HEADS`). ``mmdet2=True`` gives a 2.x-style
+    (:data:`~solo_d2.convert.mmdet.MMDET_HEADS`). ``mmdet2=True`` gives a 2.x-style
     config (img_norm_cfg, data.test with MultiScaleFlipAug). ``head_type`` is a name in
     MMDET_HEADS or, for SOLOv2, a key of :data:`SOLOV2_VARIANTS`.
     """

@@ -12,7 +12,7 @@ import solo_d2
 from solo_d2.checkpoint import COCO_MODELS, WeightsNameError, resolve_weights_name
 from solo_d2.checkpoint.catalog import open_mmlab_names
 from solo_d2.checkpoint.download import expected_hash_prefix
-from solo_d2.checkpoint.mmdet import load_mmdet_config_file, mmdet_config_to_d2, mmdet_configs_dir
+from solo_d2.convert.mmdet import load_mmdet_config_file, mmdet_config_to_d2, mmdet_configs_dir
 
 # the yaml recipes (their LazyConfig twins, .py, build the same models)
 COCO_CONFIGS = sorted(c for c in solo_d2.model_zoo.list_configs()

@@ -17,7 +17,7 @@ from detectron2.engine import default_argument_parser
 from conftest import ROOT, TINY_OPTS, write_toy_coco
 from solo_d2.checkpoint import SOLOCheckpointer
 from solo_d2.checkpoint.checkpointer import atomic_write
-from solo_d2.checkpoint.safe_load import is_complete_torch_file
+from solo_d2.convert.safe_load import is_complete_torch_file
 
 sys.path.insert(0, ROOT)
 import train_net  # noqa: E402

@@ -18,7 +18,7 @@ from solo_d2.layers.postprocess import (
 )
 from solo_d2.layers.precision import amp_dtype, fp32_region, to_fp32, train_amp_dtype
 
-# the five heads (solo_d2.checkpoint.mmdet.MMDET_HEADS) through their configs
+# the five heads (solo_d2.convert.mmdet.MMDET_HEADS) through their configs
 HEADS = [
     ("SOLOHead", "Base-SOLO.yaml"),
     ("DecoupledSOLOHead", "Decoupled_SOLO_R50_1x.yaml"),

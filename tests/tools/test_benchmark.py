@@ -17,7 +17,7 @@ from solo_d2.benchmark.calibration import (
 from solo_d2.benchmark.inputs import make_image
 from solo_d2.benchmark.models import build_ours
 from solo_d2.benchmark.timing import saved_for_backward_mib
-from solo_d2.checkpoint.mmdet import MMDET_HEADS
+from solo_d2.convert.mmdet import MMDET_HEADS
 from solo_d2.testing import full_mask_logits
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -27,7 +27,7 @@ import benchmark  # noqa: E402
 def _write_tiny_configs(tmp, head_type: str):
     """A tiny mmdet config of ``head_type`` and its solo_d2 yaml; (tmp, yaml, mmdet .py)."""
     R = require_mmdet()
-    from solo_d2.checkpoint.mmdet import mmdet_config_to_d2
+    from solo_d2.convert.mmdet import mmdet_config_to_d2
 
     mm_cfg = R.small_solo_config(head_type)
     mm_path = os.path.join(tmp, "tiny_mmdet.py")

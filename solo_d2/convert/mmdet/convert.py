@@ -1,7 +1,6 @@
 """Whole checkpoints: read an mmdet SOLO-family checkpoint without running code from it,
 convert it (config via :mod:`.d2_config` or :mod:`.config_reader`, weights via
-:mod:`.key_map`), verify the result fits solo_d2's model, write the outputs, and read the
-class names a conversion emitted. ``tools/convert_mmdet_checkpoint.py`` is the command line.
+:mod:`.key_map`), write the outputs, and read the class names a conversion emitted. ``tools/convert_mmdet_checkpoint.py`` is the command line.
 """
 import json
 import os
@@ -24,7 +23,6 @@ __all__ = [
     "AUTHOR",
     "load_mmdet_checkpoint",
     "convert_mmdet_checkpoint",
-    "verify_loadable",
     "write_outputs",
     "load_thing_classes",
 ]
@@ -34,7 +32,7 @@ AUTHOR = "solo_d2 mmdet converter"
 
 def load_mmdet_checkpoint(path: str, trusted: bool = False) -> Dict[str, Any]:
     """Read an mmdet checkpoint without running code from it (see
-    :func:`~solo_d2.checkpoint.safe_load.load_torch_file`); ``trusted=True`` unpickles it
+    :func:`~solo_d2.convert.safe_load.load_torch_file`); ``trusted=True`` unpickles it
     fully, for files the user trusts. Any failure is an MMDetConversionError naming the file."""
     try:
         return load_torch_file(path, trusted=trusted)
@@ -113,29 +111,6 @@ def convert_mmdet_checkpoint(
     if classes is not None:
         out["thing_classes"] = classes
     return out, cfg, classes
-
-
-def verify_loadable(cfg: "CfgNode", model_state: Dict[str, torch.Tensor]) -> None:
-    """Build solo_d2's model from ``cfg`` (CPU) and check the converted weights fit it exactly:
-    no missing or unexpected keys and equal shapes."""
-    from detectron2.modeling import build_model
-
-    from ...modeling import SOLO  # noqa: F401  registers the meta-architecture
-
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.DATASETS.TRAIN = ()
-    cfg.DATASETS.TEST = ()
-    model = build_model(cfg)
-    ours = {k: v for k, v in model.state_dict().items() if k not in ("pixel_mean", "pixel_std")}
-    missing = sorted(set(ours) - set(model_state))
-    unexpected = sorted(set(model_state) - set(ours))
-    bad = [k for k in set(ours) & set(model_state) if ours[k].shape != model_state[k].shape]
-    require(not (missing or unexpected or bad),
-            f"converted weights do not fit the model: missing {missing[:8]}, unexpected "
-            f"{unexpected[:8]}, shape mismatch "
-            f"{[(k, tuple(model_state[k].shape), tuple(ours[k].shape)) for k in bad[:8]]}")
 
 
 def write_outputs(

@@ -6,7 +6,8 @@
 * :mod:`.config_reader`: the safe reader of mmdet python config files (``ast``, never executed).
 * :mod:`.key_map`: state-dict key mapping, mmdet names -> solo_d2 names.
 * :mod:`.d2_config`: mmdet config -> Detectron2 config.
-* :mod:`.convert`: checkpoint read / convert / verify / write, and class names.
+* :mod:`.convert`: checkpoint read / convert / write, and class names (whether the result
+  fits the model: :func:`solo_d2.checkpoint.verify_loadable`).
 * :mod:`.mmcv_layers` (mmcv norm / DCN settings as Detectron2 names) and :mod:`.errors`
   (:class:`MMDetConversionError`) serve the others.
 
@@ -26,7 +27,6 @@ _HOME = {
     "convert_state_dict": "key_map",
     "load_mmdet_checkpoint": "convert",
     "convert_mmdet_checkpoint": "convert",
-    "verify_loadable": "convert",
     "write_outputs": "convert",
     "load_thing_classes": "convert",
     "AUTHOR": "convert",
@@ -55,7 +55,6 @@ __all__ = [
     "convert_state_dict",
     "load_mmdet_checkpoint",
     "convert_mmdet_checkpoint",
-    "verify_loadable",
     "write_outputs",
     "load_thing_classes",
     "AUTHOR",

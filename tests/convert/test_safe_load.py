@@ -1,4 +1,4 @@
-"""Checkpoints from elsewhere never run code (solo_d2/checkpoint/safe_load.py): foreign
+"""Checkpoints from elsewhere never run code (solo_d2/convert/safe_load.py): foreign
 classes become inert stand-ins, code is refused unless trusted, every bad file is one error
 line in the converter, and .pkl weights hold numpy arrays only."""
 import os
@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT
 from solo_d2.checkpoint import CheckpointReadError, SOLOCheckpointer, load_numpy_pickle, load_torch_file
-from solo_d2.checkpoint.safe_load import OpaqueObject
+from solo_d2.convert.safe_load import OpaqueObject
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import convert_mmdet_checkpoint  # noqa: E402

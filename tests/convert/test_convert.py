@@ -265,8 +265,8 @@ def test_head_key_mapping_table():
 def test_head_descriptions():
     """Each head is described once (MMDET_HEADS); the detector table and the key table are
     derived from it, and each head's mmdet reference config is a config of that head."""
-    from solo_d2.checkpoint.mmdet import MMDET_HEADS, SUPPORTED_MODEL_TYPES, mmdet_head
-    from solo_d2.checkpoint.mmdet.key_map import KEY_KINDS
+    from solo_d2.convert.mmdet import MMDET_HEADS, SUPPORTED_MODEL_TYPES, mmdet_head
+    from solo_d2.convert.mmdet.key_map import KEY_KINDS
 
     assert SUPPORTED_MODEL_TYPES == {
         "SOLO": ("SOLOHead", "DecoupledSOLOHead", "DecoupledSOLOLightHead"),
