@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("--image-size", type=int, nargs=2, default=[800, 1333], metavar=("H", "W"),
                    help="--deploy: the photo's size before each config's test resize")
     p.add_argument("--sides", nargs="+", help="--deploy: columns (default: all of "
-                   "solo_d2.benchmark.deploy_table.DEPLOY_SIDES)")
+                   "solo_d2.export_benchmark.deploy_table.DEPLOY_SIDES)")
     p.add_argument("--threads", type=int, default=2, help="--deploy: threads of every side")
     p.add_argument("--accuracy", action="append", default=[], metavar="JSON",
                    help="--deploy: tools/evaluate_export.py --json-out of a trained model")
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("opts", default=[], nargs=argparse.REMAINDER, metavar="KEY VALUE")
     args = p.parse_args(argv)
     if args.deploy:
-        from solo_d2.benchmark.deploy_main import deploy_main
+        from solo_d2.export_benchmark.deploy_main import deploy_main
 
         return deploy_main(args)
     if len(args.config_file) > 1:
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     import torch
 
     from solo_d2 import get_solo_cfg
-    from solo_d2.benchmark.export_latency import calibrate_candidates, measure_onnx_vs_pytorch
+    from solo_d2.export_benchmark.export_latency import calibrate_candidates, measure_onnx_vs_pytorch
     from solo_d2.benchmark.inputs import make_image
     from solo_d2.benchmark.models import build_ours
     from solo_d2.benchmark.report import machine_info

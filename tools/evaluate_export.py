@@ -51,7 +51,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def build_models(args, cfg) -> dict:
     """name -> model: PyTorch fp32 (and bf16), then each file in each backend."""
-    from solo_d2.benchmark.export_accuracy import REFERENCE, ExportedModel
+    from solo_d2.export_benchmark.export_accuracy import REFERENCE, ExportedModel
     from solo_d2.benchmark.models import amp_cfg, build_ours
     from solo_d2.export.backends import open_backend
     from solo_d2.export.precision import file_precision, read_metadata
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     from detectron2.utils.logger import setup_logger
 
     from solo_d2.benchmark import BenchmarkError
-    from solo_d2.benchmark.export_accuracy import (
+    from solo_d2.export_benchmark.export_accuracy import (
         REFERENCE,
         evaluate_side_by_side,
         format_accuracy_table,

@@ -1,5 +1,5 @@
-"""Speed, memory and accuracy measurement of solo_d2 models (against mmdet 3.3.0's SOLO, and
-of exported models in each runtime), behind tools/benchmark*.py and tools/evaluate_export.py.
+"""Speed, memory and output measurement of solo_d2 models in PyTorch, against mmdet 3.3.0's
+SOLO on the same weights and input, behind tools/benchmark.py and tools/benchmark_training.py.
 
 One job per module:
 

@@ -10,8 +10,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 
 from conftest import ROOT, tiny_cfg  # noqa: E402
-from solo_d2.benchmark.deploy_profile import part_of  # noqa: E402
-from solo_d2.benchmark.deploy_table import DEPLOY_SIDES  # noqa: E402
+from solo_d2.export_benchmark.deploy_profile import part_of  # noqa: E402
+from solo_d2.export_benchmark.deploy_table import DEPLOY_SIDES  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import benchmark_export  # noqa: E402

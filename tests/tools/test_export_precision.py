@@ -15,7 +15,7 @@ pytest.importorskip("openvino")
 
 from conftest import LogRecords, ROOT, tiny_cfg, write_toy_coco  # noqa: E402
 from solo_d2 import SOLOPredictor  # noqa: E402
-from solo_d2.benchmark.agreement import MaskAgreement  # noqa: E402
+from solo_d2.export_benchmark.agreement import MaskAgreement  # noqa: E402
 from solo_d2.engine import SOLOTrainer  # noqa: E402
 from solo_d2.export import ONNXPredictor  # noqa: E402
 

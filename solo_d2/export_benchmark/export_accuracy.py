@@ -20,8 +20,8 @@ from solo_d2.evaluation import SOLOCOCOEvaluator
 from solo_d2.export.backends import Backend
 from solo_d2.export.onnx_predictor import outputs_to_instances
 
+from ..benchmark.errors import BenchmarkError
 from .agreement import MaskAgreement
-from .errors import BenchmarkError
 
 __all__ = ["REFERENCE", "ExportedModel", "evaluate_side_by_side", "format_accuracy_table"]
 

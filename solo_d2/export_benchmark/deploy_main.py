@@ -8,9 +8,9 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+from ..benchmark.errors import BenchmarkError
+from ..benchmark.report import log
 from .deploy_table import DEPLOY_SIDES, accuracy_deltas, format_deploy_table, measure_deploy
-from .errors import BenchmarkError
-from .report import log
 
 __all__ = ["deploy_machine", "deploy_main", "row_label"]
 
@@ -25,7 +25,7 @@ def deploy_machine(threads: int) -> Dict[str, Any]:
     from solo_d2.export.backends import installed_backends
     from solo_d2.export.precision import cpu_flags
 
-    from .report import machine_info
+    from ..benchmark.report import machine_info
 
     info = machine_info("cpu")
     flags = cpu_flags()
@@ -113,7 +113,7 @@ def _profile(cfg, label: str, entry: Dict[str, Any], threads: int) -> str:
 
     from .deploy_profile import format_profile, network_gmacs, openvino_profile
     from .deploy_table import deploy_input
-    from .models import build_ours
+    from ..benchmark.models import build_ours
 
     image = deploy_input(cfg, tuple(entry["image_hw"]))
     gmacs = network_gmacs(build_ours(cfg, load_weights=False), torch.from_numpy(image))

@@ -21,11 +21,11 @@ from torch import nn
 from solo_d2.data.transforms import augment_image
 from solo_d2.engine.configs import AnyConfig, inference_augmentation
 
-from .errors import BenchmarkError
+from ..benchmark.errors import BenchmarkError
+from ..benchmark.inputs import make_image
+from ..benchmark.models import amp_cfg, build_ours
+from ..benchmark.timing import run_alternating
 from .export_latency import calibrate_candidates, timed_end_to_end
-from .inputs import make_image
-from .models import amp_cfg, build_ours
-from .timing import run_alternating
 
 __all__ = ["DEPLOY_SIDES", "deploy_input", "build_deploy_runners", "measure_deploy",
            "accuracy_deltas", "format_deploy_table"]

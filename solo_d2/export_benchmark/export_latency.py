@@ -12,8 +12,8 @@ from typing import Any, Callable, Dict
 import torch
 from torch import nn
 
-from .calibration import adjust_masks, calibrate, shift_cls_bias
-from .timing import run_alternating
+from ..benchmark.calibration import adjust_masks, calibrate, shift_cls_bias
+from ..benchmark.timing import run_alternating
 
 __all__ = ["calibrate_candidates", "measure_onnx_vs_pytorch", "timed_end_to_end"]
 
