@@ -78,6 +78,7 @@ def deploy_main(args) -> int:
     entries: Dict[str, Dict[str, Any]] = {}
     deltas: Dict[str, Optional[Dict[str, float]]] = {}
     profiles: List[str] = []
+    ceiling: Optional[Dict[str, float]] = None  # measured before the first profile
     for config_file in args.config_file:
         label = row_label(config_file)
         cfg = load_config(config_file, [*args.opts])
@@ -92,7 +93,11 @@ def deploy_main(args) -> int:
                 return 1
             entry.update(config=config_file, head=head, image_hw=list(args.image_size))
             if args.profile and "int8" in entry["files"]:
-                profiles.append(_profile(cfg, label, entry, args.threads))
+                if ceiling is None:
+                    from .deploy_profile import conv_ceiling
+
+                    ceiling = machine["int8_conv_ceiling"] = conv_ceiling(args.threads, tmp)
+                profiles.append(_profile(cfg, label, entry, args.threads, ceiling))
         entries[label] = entry
         deltas[label] = accuracy.get(head)
         log(f"{label}: " + ", ".join(f"{s} {t['total']:.3f} s" for s, t in entry["times"].items()))
@@ -107,7 +112,8 @@ def deploy_main(args) -> int:
     return 0
 
 
-def _profile(cfg, label: str, entry: Dict[str, Any], threads: int) -> str:
+def _profile(cfg, label: str, entry: Dict[str, Any], threads: int,
+             ceiling: Dict[str, float]) -> str:
     """The int8 file's OpenVINO profile and the network's GMACs (model rebuilt: same shapes)."""
     import torch
 
@@ -118,8 +124,8 @@ def _profile(cfg, label: str, entry: Dict[str, Any], threads: int) -> str:
     image = deploy_input(cfg, tuple(entry["image_hw"]))
     gmacs = network_gmacs(build_ours(cfg, load_weights=False), torch.from_numpy(image))
     prof = openvino_profile(entry["files"]["int8"], image, threads)
-    entry["profile"] = {"openvino_int8": prof, "gmacs": gmacs}
-    return format_profile(label, prof, gmacs, threads, "int8")
+    entry["profile"] = {"openvino_int8": prof, "gmacs": gmacs, "int8_ceiling": ceiling}
+    return format_profile(label, prof, gmacs, threads, ceiling)
 
 
 def _report(machine, entries, deltas, accuracy, args, sides) -> str:

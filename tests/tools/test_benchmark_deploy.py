@@ -72,7 +72,15 @@ def test_deploy_table_from_one_command(tmp_path, capsys):
     assert {"backbone res2", "FPN", "head kernel_convs", "pre/post-processing"} <= set(parts)
     assert sum(parts.values()) == pytest.approx(prof["openvino_int8"]["total"])
     assert 0 < prof["gmacs"]["backbone"] and 0 < prof["gmacs"]["head"]
-    assert "GMAC/s" in printed
+    # ... against the int8 ceiling measured in the same run on 4 dense 3x3 convolutions
+    ceiling = saved["machine"]["int8_conv_ceiling"]
+    assert ceiling["gmacs"] == pytest.approx(4 * 256 * 256 * 9 * 100 * 168 / 1e9)
+    assert ceiling["gmac_per_s"] == pytest.approx(ceiling["gmacs"] / ceiling["seconds"])
+    assert prof["int8_ceiling"] == ceiling
+    achieved = prof["gmacs"]["total"] / prof["openvino_int8"]["convolutions"]
+    assert (f"{achieved:.0f} GMAC/s = {100 * achieved / ceiling['gmac_per_s']:.0f} % of the "
+            f"1-thread int8 ceiling measured in this run ({ceiling['gmac_per_s']:.0f} GMAC/s on 4 "
+            "dense 3x3 convolutions") in printed
 
 
 def test_profile_parts_follow_the_module_scopes():
