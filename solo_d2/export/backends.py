@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .graph import OUTPUT_NAMES
+from .openvino_compile import compile_model
 from .precision import PrecisionError, file_precision, inspect_file
 
 __all__ = [
@@ -180,7 +181,7 @@ class OpenVINOBackend(Backend):
             "PERFORMANCE_HINT": "LATENCY",
         }
         settings.update(config or {})
-        self.compiled = core.compile_model(model, "CPU", settings)
+        self.compiled = compile_model(core, model, settings)
         self.request = self.compiled.create_infer_request()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
 

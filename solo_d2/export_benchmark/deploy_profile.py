@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..export.openvino_compile import compile_model
+
 __all__ = ["part_of", "openvino_profile", "network_gmacs", "conv_ceiling", "format_profile"]
 
 #: the ideal convolution of :func:`conv_ceiling`: (channels, height, width, layers); 256
@@ -48,7 +50,7 @@ def openvino_profile(path: str, image: np.ndarray, threads: int, precision: str 
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(path, "CPU", {
+    compiled = compile_model(core, path, {
         "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
     request = compiled.create_infer_request()
@@ -115,7 +117,7 @@ def conv_ceiling(threads: int, workdir: str, runs: int = 7) -> Dict[str, float]:
     torch.onnx.export(_ConvStack(c, layers).eval(), (x,), fp32, dynamo=False, opset_version=17,
                       input_names=["image"])
     quantize_int8(fp32, int8, [x.numpy()], progress=False)
-    compiled = ov.Core().compile_model(int8, "CPU", {
+    compiled = compile_model(ov.Core(), int8, {
         "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
     request.infer({0: x.numpy()})
