@@ -196,7 +196,7 @@ def test_the_readme_commands_are_found():
     """The extraction sees the README's commands (a change of markup must not hide them)."""
     found = [c for c, _ in shell_commands("README.md")]
     for expected in (
-        "python -m pytest -q tests --ignore=tests/tools",
+        "python -m pytest -q tests",
         "python demo.py --config-file configs/SOLOv2_R50_3x.yaml --input my_photo.jpg "
         "--output vis/ MODEL.WEIGHTS solo_d2://SOLOv2_R50_3x MODEL.DEVICE cpu",
         "python train_net.py --config-file configs/SOLOv2_R50_1x.yaml --num-gpus 8",
