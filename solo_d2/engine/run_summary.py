@@ -17,8 +17,9 @@ from typing import Optional, Sequence
 __all__ = ["START_ENV", "process_start_time", "run_start_time", "mark_run_start", "run_summary",
            "log_run_summary"]
 
-#: environment variable holding the first process's start (seconds since the epoch); set by
-#: :func:`mark_run_start`, inherited by spawned processes
+#: environment variable holding the first process's pid and start (``"<pid>:<seconds since the
+#: epoch>"``); set by :func:`mark_run_start`, read by that process and the processes it spawns
+#: (a value inherited from further up belongs to another run: a command started by a run)
 START_ENV = "SOLO_D2_RUN_START"
 
 _IMPORTED_AT = time.time()  # the fallback start where /proc is not there
@@ -38,19 +39,27 @@ def process_start_time() -> float:
         return _IMPORTED_AT
 
 
-def run_start_time() -> float:
-    """The run's start: :data:`START_ENV` where the run's first process set it, else this
-    process's start."""
+def _run_start_from_env() -> Optional[float]:
+    """:data:`START_ENV`'s start where this process or its parent set it, else None."""
+    pid, _, start = os.environ.get(START_ENV, "").partition(":")
     try:
-        return float(os.environ[START_ENV])
-    except (KeyError, ValueError):
-        return process_start_time()
+        return float(start) if int(pid) in (os.getpid(), os.getppid()) else None
+    except ValueError:
+        return None
+
+
+def run_start_time() -> float:
+    """The run's start: :data:`START_ENV` where the run's first process set it (this process
+    or the one that spawned it), else this process's start."""
+    start = _run_start_from_env()
+    return process_start_time() if start is None else start
 
 
 def mark_run_start() -> float:
-    """Make this process's start the run's (:data:`START_ENV`, unless an earlier process of
-    the run set it), for the processes it spawns; called by a command line's ``__main__``."""
-    os.environ.setdefault(START_ENV, repr(process_start_time()))
+    """Make this process's start the run's (:data:`START_ENV`, unless the process that spawned
+    this one set it), for the processes it spawns; called by a command line's ``__main__``."""
+    if _run_start_from_env() is None:
+        os.environ[START_ENV] = f"{os.getpid()}:{process_start_time()!r}"
     return run_start_time()
 
 

@@ -36,12 +36,19 @@ def test_process_start_time_is_when_the_process_started():
 
 
 def test_spawned_processes_count_from_the_first_start(monkeypatch):
-    monkeypatch.delenv(rs.START_ENV, raising=False)
+    monkeypatch.setenv(rs.START_ENV, "")  # so that the variable mark_run_start sets is undone
+    monkeypatch.delenv(rs.START_ENV)
     start = rs.mark_run_start()
-    assert float(os.environ[rs.START_ENV]) == start == pytest.approx(rs.process_start_time(),
-                                                                      abs=0.05)
-    monkeypatch.setenv(rs.START_ENV, "1000.5")  # set by the parent process
+    assert os.environ[rs.START_ENV] == f"{os.getpid()}:{start!r}"
+    assert start == pytest.approx(rs.process_start_time(), abs=0.05)
+    monkeypatch.setenv(rs.START_ENV, f"{os.getppid()}:1000.5")  # set by the parent process
     assert rs.mark_run_start() == rs.run_start_time() == 1000.5
+    # set further up: another run's (a command this process's parent's run started)
+    other = max(os.getpid(), os.getppid()) + 1
+    monkeypatch.setenv(rs.START_ENV, f"{other}:1000.5")
+    assert rs.run_start_time() == pytest.approx(rs.process_start_time(), abs=0.05)
+    assert rs.mark_run_start() == pytest.approx(rs.process_start_time(), abs=0.05)
+    assert os.environ[rs.START_ENV].startswith(f"{os.getpid()}:")
 
 
 def test_log_run_summary_reads_the_trainers_iterations_and_step_times(monkeypatch):
@@ -53,7 +60,7 @@ def test_log_run_summary_reads_the_trainers_iterations_and_step_times(monkeypatc
         for i, t in enumerate([0.5, 0.25, 0.25, 0.5]):  # IterationTimer's "time" after warm-up
             trainer.storage.iter = 8 + i
             trainer.storage.put_scalars(time=t)
-    monkeypatch.setenv(rs.START_ENV, repr(time.time() - 65))
+    monkeypatch.setenv(rs.START_ENV, f"{os.getpid()}:{time.time() - 65!r}")
     line = rs.log_run_summary(trainer)
     assert line.startswith("Run finished in 1:05 of wall time")
     assert line.endswith("; 7 iterations at 2.67 it/s (0.375 s/it)")
