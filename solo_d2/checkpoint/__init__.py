@@ -1,12 +1,12 @@
 """Checkpoints: the training checkpointer and weights by URL or by name (downloaded once,
 verified, converted on load by solo_d2/convert when they come from another library)."""
-from .catalog import COCO_MODELS, PublishedModel, WeightsNameError, resolve_weights_name
-from .checkpointer import SOLOCheckpointer
-from .download import WeightsDownloadError, cached_path
 from ..convert.foreign import convert_foreign
 from ..convert.mmdet.errors import MMDetConversionError
 from ..convert.safe_load import CheckpointReadError, load_numpy_pickle, load_torch_file
 from ..convert.torchvision import convert_torchvision_resnet, save_d2_pickle
+from .catalog import COCO_MODELS, PublishedModel, WeightsNameError, resolve_weights_name
+from .checkpointer import SOLOCheckpointer
+from .download import WeightsDownloadError, cached_path
 from .path_handlers import PathManager, loadable_weights
 from .verify import verify_loadable
 

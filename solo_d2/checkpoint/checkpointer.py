@@ -39,12 +39,12 @@ from urllib.parse import urlparse
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from ..utils.exit_status import CheckpointWriteError
-from ..utils.file_io import TMP_SUFFIX, atomic_write
 from ..convert.foreign import convert_foreign
-from .path_handlers import PathManager
 from ..convert.safe_load import (CheckpointReadError, is_complete_torch_file, load_numpy_pickle,
                         load_torch_file)
+from ..utils.exit_status import CheckpointWriteError
+from ..utils.file_io import TMP_SUFFIX, atomic_write
+from .path_handlers import PathManager
 
 __all__ = ["CheckpointWriteError", "SOLOCheckpointer", "is_run_checkpoint"]
 

@@ -25,11 +25,11 @@ import torch
 from detectron2.utils import file_io as d2_file_io
 from iopath.common.file_io import PathHandler, file_lock
 
+from ..convert.foreign import convert_foreign
+from ..convert.safe_load import CheckpointReadError, load_torch_file
 from ..utils.file_io import PathManager, atomic_write
 from .catalog import NAME_SCHEMES, resolve_weights_name, thing_classes_of_url
 from .download import cached_path, fetch
-from ..convert.foreign import convert_foreign
-from ..convert.safe_load import CheckpointReadError, load_torch_file
 
 __all__ = ["PathManager", "CONVERTED_TAG", "converted_copies", "loadable_weights"]
 

@@ -5,6 +5,8 @@ Importing this package registers ``solo_shapes_train`` and ``solo_shapes_val``, 
 panoptic twins ``solo_shapes_panoptic_{train,val}`` (generated lazily, on first
 ``DatasetCatalog.get``).
 """
+from ..shapes import CLASSES as SHAPES_CLASSES
+from ..shapes import ShapesConfig
 from .builtin import (
     BUILTIN_SHAPES,
     datasets_root,
@@ -19,8 +21,6 @@ from .image_io import ImageReadError, read_image
 from .mapper import SOLODatasetMapper
 from .panoptic import PanopticLabels
 from .panoptic_mapper import PanopticDatasetMapper
-from ..shapes import CLASSES as SHAPES_CLASSES
-from ..shapes import ShapesConfig
 
 __all__ = [
     "BUILTIN_SHAPES",

@@ -14,10 +14,10 @@ from typing import Any, Dict, List, Optional
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from .builtin import BUILTIN_SHAPES, DEFAULT_SPLITS, datasets_root
-from .panoptic_datasets import load_coco_panoptic, panoptic_metadata, register_panoptic
 from ..shapes import ShapesConfig, ensure_split
 from ..shapes.panoptic import STUFF_CLASSES, PanopticShapesConfig, generate_panoptic_split
+from .builtin import BUILTIN_SHAPES, DEFAULT_SPLITS, datasets_root
+from .panoptic_datasets import load_coco_panoptic, panoptic_metadata, register_panoptic
 
 __all__ = ["register_solo_shapes_panoptic", "ensure_solo_shapes_panoptic"]
 

@@ -8,8 +8,8 @@ from typing import Tuple
 
 from torch import Tensor, nn
 
-from ..modeling import SOLO
 from ..layers.blocks import DeformConv
+from ..modeling import SOLO
 
 __all__ = ["SOLOExportModule", "check_exportable", "OUTPUT_NAMES"]
 

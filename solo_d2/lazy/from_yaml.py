@@ -31,11 +31,11 @@ from ..data.panoptic import PanopticLabels
 from ..data.panoptic_mapper import PanopticDatasetMapper
 from ..evaluation import SOLOCOCOEvaluator
 from ..evaluation.panoptic import build_panoptic_evaluator
+from ..layers.precision import AMP_DTYPES
 from ..modeling import SOLO, SOLO_HEAD_REGISTRY, PanopticSOLO
 from ..modeling.backbone import resnet_stages
 from ..modeling.meta_arch import solo_settings
 from ..modeling.panoptic import MASK_FEATURES, panoptic_settings
-from ..layers.precision import AMP_DTYPES
 
 __all__ = ["lazy_call_of", "yaml_to_lazy"]
 

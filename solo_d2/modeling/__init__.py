@@ -1,5 +1,6 @@
 """SOLO-family modeling: the SOLO and PanopticSOLO meta-architectures and the heads, built from
 the operations in solo_d2/layers (targets, losses, Matrix NMS)."""
+from ..layers.postprocess import InferenceSettings
 from .heads import (
     SOLO_HEAD_REGISTRY,
     DecoupledSOLOHead,
@@ -11,7 +12,6 @@ from .heads import (
 )
 from .meta_arch import SOLO
 from .panoptic import PanopticSOLO
-from ..layers.postprocess import InferenceSettings
 
 __all__ = [
     "SOLO",

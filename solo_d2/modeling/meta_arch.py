@@ -15,14 +15,14 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..config.checks import validate_solo_config
-from .heads import build_solo_head
-from .heads.base import SOLOHeadBase, describe_levels
-from .inference import category_probs, predict_image, predict_instances
-from .levels import check_per_level, read_levels, solo_level_strides
 from ..layers.losses import LossWeights, solo_losses
 from ..layers.postprocess import InferenceSettings
 from ..layers.precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
 from ..layers.targets import assign_targets
+from .heads import build_solo_head
+from .heads.base import SOLOHeadBase, describe_levels
+from .inference import category_probs, predict_image, predict_instances
+from .levels import check_per_level, read_levels, solo_level_strides
 
 __all__ = ["SOLO", "solo_settings"]
 
