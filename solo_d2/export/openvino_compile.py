@@ -26,17 +26,22 @@ class _StackT(ctypes.Structure):
                 ("ss_size", ctypes.c_size_t)]
 
 
-def _libc() -> Optional[ctypes.CDLL]:
-    return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+def _read() -> Optional[tuple]:
+    """(libc, this thread's ``stack_t``), or None where it cannot be read (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    stack = _StackT()
+    return None if libc.sigaltstack(None, ctypes.byref(stack)) != 0 else (libc, stack)
 
 
 def signal_stack() -> Optional[tuple]:
     """The calling thread's alternate signal stack as (address, flags, size); None where it
     cannot be read (not Linux)."""
-    libc = _libc()
-    stack = _StackT()
-    if libc is None or libc.sigaltstack(None, ctypes.byref(stack)) != 0:
+    read = _read()
+    if read is None:
         return None
+    stack = read[1]
     return stack.ss_sp or 0, stack.ss_flags, stack.ss_size
 
 
@@ -44,16 +49,14 @@ def signal_stack() -> Optional[tuple]:
 def kept_signal_stack() -> Iterator[None]:
     """The calling thread's alternate signal stack as it was on entry, whatever the block
     installs (on Linux; elsewhere nothing is done)."""
-    libc = _libc()
-    saved = _StackT()
-    if libc is None or libc.sigaltstack(None, ctypes.byref(saved)) != 0:
-        yield
-        return
+    read = _read()
     try:
         yield
     finally:
-        saved.ss_flags &= _SS_DISABLE  # SS_ONSTACK is a state, not a setting
-        libc.sigaltstack(ctypes.byref(saved), None)
+        if read is not None:
+            libc, saved = read
+            saved.ss_flags &= _SS_DISABLE  # SS_ONSTACK is a state, not a setting
+            libc.sigaltstack(ctypes.byref(saved), None)
 
 
 def compile_model(core: Any, model: Any, settings: Dict[str, object]) -> Any:
