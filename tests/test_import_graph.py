@@ -24,8 +24,8 @@ ROOMS_MD = ROOT / "docs" / "ROOMS.md"
 # floor -> rooms, ground floor first; a room may import only rooms on lower floors
 FLOORS: Dict[int, List[str]] = {
     1: ["utils", "config", "solver", "shapes", "layers"],
-    2: ["launch", "modeling", "data", "convert"],
-    3: ["evaluation", "checkpoint"],
+    2: ["launch", "heads", "data", "convert"],
+    3: ["modeling", "evaluation", "checkpoint"],
     4: ["lazy", "engine", "model_zoo", "testing"],
     5: ["export", "benchmark"],
     6: ["export_benchmark"],

@@ -14,9 +14,9 @@ __all__ = ["verify_loadable"]
 def verify_loadable(cfg: "CfgNode", model_state: Dict[str, torch.Tensor]) -> None:
     """Build solo_d2's model from ``cfg`` (CPU) and check the converted weights fit it exactly:
     no missing or unexpected keys and equal shapes."""
+    # SOLO and PanopticSOLO are in META_ARCH_REGISTRY: importing this module imported
+    # solo_d2, whose __init__ registers them
     from detectron2.modeling import build_model
-
-    from ..modeling import SOLO  # noqa: F401  (registers the meta-architecture)
 
     cfg = cfg.clone()
     cfg.defrost()

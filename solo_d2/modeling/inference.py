@@ -58,7 +58,7 @@ def predict_image(
     """The predictions of image ``image`` of the batch, as tensors.
 
     Args:
-        head: the SOLO-family head that produced ``mask_inputs`` (``heads/base.py``).
+        head: the SOLO-family head that produced ``mask_inputs`` (``solo_d2/heads/base.py``).
         cls_probs: per level (C, S_l, S_l) category probabilities after point NMS.
         image_size: (h, w) of the image inside the padded batch.
         output_size: size to resize the masks to; None keeps ``image_size``.

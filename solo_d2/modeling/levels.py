@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 from detectron2.layers import ShapeSpec
 
-from .heads.base import describe_levels
+from ..heads.base import describe_levels
 
 __all__ = ["read_levels", "solo_level_strides", "check_per_level"]
 
@@ -38,7 +38,7 @@ def read_levels(shapes: Dict[str, ShapeSpec], in_features: Sequence[str]) -> Lis
 
 def solo_level_strides(level_shapes: Sequence[ShapeSpec]) -> Optional[List[int]]:
     """The strides of the levels after SOLO's level resizing
-    (:func:`~solo_d2.modeling.heads.resize_level_features`): the finest halved, the coarsest
+    (:func:`~solo_d2.heads.resize_level_features`): the finest halved, the coarsest
     matched to the one above; p2..p6 give 8, 8, 16, 32, 32 (mmdet's ``strides``). None when a
     level's stride is unknown."""
     strides = [s.stride for s in level_shapes]

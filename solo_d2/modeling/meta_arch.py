@@ -19,8 +19,8 @@ from ..layers.losses import LossWeights, solo_losses
 from ..layers.postprocess import InferenceSettings
 from ..layers.precision import amp_dtype, autocast_for, fp32_ops, to_fp32, uses_channels_last
 from ..layers.targets import assign_targets
-from .heads import build_solo_head
-from .heads.base import SOLOHeadBase, describe_levels
+from ..heads import build_solo_head
+from ..heads.base import SOLOHeadBase, describe_levels
 from .inference import category_probs, predict_image, predict_instances
 from .levels import check_per_level, read_levels, solo_level_strides
 
@@ -160,7 +160,7 @@ class SOLO(nn.Module):
 
     def forward_head(self, batched_inputs: List[Dict]) -> Tuple[ImageList, List[Tensor], list]:
         """Preprocess, backbone, head: ``(images, cls_logits, mask_inputs)`` (see the head's
-        contract in ``heads/base.py``). Training and inference both start here."""
+        contract in ``solo_d2/heads/base.py``). Training and inference both start here."""
         images, features = self.forward_backbone(batched_inputs)
         cls_logits, mask_inputs = self.head([features[f] for f in self.head_in_features])
         return images, cls_logits, mask_inputs

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..layers.precision import autocast_for, fp32_ops, to_fp32
-from .heads.solov2 import SOLOV2Head
+from ..heads.solov2 import SOLOV2Head
 from .meta_arch import SOLO
 
 __all__ = ["PanopticSOLO", "MASK_FEATURES", "panoptic_settings"]

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..modeling.heads import DecoupledSOLOHead, SOLOHead, SOLOV2Head
+from ..heads import DecoupledSOLOHead, SOLOHead, SOLOV2Head
 
 __all__ = ["full_mask_logits", "solov2_kernel_preds"]
 

@@ -1,4 +1,4 @@
-"""SOLOv2 head (solo_d2/modeling/heads/solov2.py): shapes, lazy masks, deformable variants,
+"""SOLOv2 head (solo_d2/heads/solov2.py): shapes, lazy masks, deformable variants,
 training and configs. Parity with mmdet 3.3.0's SOLOV2Head, through the converter, is in
 tests/test_parity_mmdet.py."""
 import glob
@@ -13,7 +13,7 @@ from detectron2.structures import BitMasks, Boxes, Instances
 
 import solo_d2
 from conftest import ROOT, tiny_cfg
-from solo_d2.modeling.heads import SOLOV2Head
+from solo_d2.heads import SOLOV2Head
 from solo_d2.testing import full_mask_logits, solov2_kernel_preds
 
 NUM_CLASSES = 3

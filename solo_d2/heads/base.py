@@ -32,7 +32,7 @@ from detectron2.utils.registry import Registry
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ...layers.blocks import DeformConv, conv_tower, selective_checkpoint_available
+from ..layers.blocks import DeformConv, conv_tower, selective_checkpoint_available
 
 __all__ = [
     "SOLO_HEAD_REGISTRY",

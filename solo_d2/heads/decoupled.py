@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ...layers.blocks import conv_tower, coord_features, run_tower
+from ..layers.blocks import conv_tower, coord_features, run_tower
 from .base import SOLO_HEAD_REGISTRY, SOLOHeadBase, init_normal, resize_probs
 
 __all__ = ["DecoupledSOLOHead", "DecoupledSOLOLightHead"]

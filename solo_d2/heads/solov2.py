@@ -14,7 +14,7 @@ from detectron2.layers import ShapeSpec
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ...layers.blocks import conv_norm_relu, conv_tower, coord_features
+from ..layers.blocks import conv_norm_relu, conv_tower, coord_features
 from .base import (
     SOLO_HEAD_REGISTRY,
     SOLOHeadBase,
