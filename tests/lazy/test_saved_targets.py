@@ -1,7 +1,7 @@
 """LazyConfigs saved before a class moved to another room still load.
 
 ``LazyConfig.save`` writes each ``_target_`` as the shortest module path that has the class
-(``solo_d2.modeling.SOLOV2Head`` for a class in ``solo_d2/modeling/heads/solov2.py``), and
+(``solo_d2.modeling.SOLOV2Head`` while the heads were part of the modeling room), and
 ``instantiate`` resolves it with ``locate``: the package a class was exported from before it
 moved must keep exporting it.
 """
@@ -15,8 +15,8 @@ from solo_d2.evaluation import SOLOCOCOEvaluator
 from solo_d2.heads import DecoupledSOLOHead, DecoupledSOLOLightHead, SOLOHead, SOLOV2Head
 from solo_d2.layers.postprocess import InferenceSettings
 
-# what LazyConfig.save wrote before the classes moved (heads: solo_d2/modeling/heads/,
-# InferenceSettings: solo_d2/modeling/postprocess.py, the evaluator: solo_d2/engine/) -> the class
+# what LazyConfig.save wrote while the heads and InferenceSettings were in the modeling room
+# and the evaluator in the engine room -> the class
 SAVED_BEFORE = {
     "solo_d2.modeling.SOLOHead": SOLOHead,
     "solo_d2.modeling.DecoupledSOLOHead": DecoupledSOLOHead,
